@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - create .venv, install ltr, run the main job on the bundled sample data
+#   make test   - create .venv, install ltr with test dependencies, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.ltr-installed
+
+.PHONY: demo test lint bench sample clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# torch is pinned first to the CPU build; the project's range (>=2.6,<2.14) then installs nothing more.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[all,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+test: $(STAMP)
+	$(PY) -m ruff check ltr tests scripts
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check ltr tests scripts
+
+sample: $(STAMP)
+	$(PY) scripts/make_sample_data.py
+
+bench: $(STAMP)
+	$(PY) scripts/bench_simulate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache runs

@@ -1,0 +1,49 @@
+"""The ``ltr`` command line.
+
+Each sub-command lives in its own module exposing ``configure(parser)`` and
+``run(args) -> int``; this file only maps names to modules, importing lazily so that
+``ltr simulate`` does not pay for importing transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ltr import __version__
+from ltr.errors import LtrError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("ltr.simulate.cli", "simulate a search log over a catalog"),
+    "summary": ("ltr.data.cli", "validate a search log and print a summary"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ltr", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ltr {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).configure(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except LtrError as exc:
+        print(f"ltr {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
