@@ -41,8 +41,8 @@ class DataValidationError(LtrError, ValueError):
         msg = f"{where}: {problem}"
         if self.rows:
             shown = ", ".join(
-                f"{r} ({v!r})" if i < len(self.values) else str(r)
-                for i, (r, v) in enumerate(zip(self.rows, self.values + [None] * len(self.rows)))
+                f"{r} ({self.values[i]!r})" if i < len(self.values) else str(r)
+                for i, r in enumerate(self.rows)
             )
             msg += f" [first offending rows: {shown}]"
         super().__init__(msg)

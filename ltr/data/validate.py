@@ -1,0 +1,116 @@
+"""Column-level validation and coercion against a :class:`~ltr.data.schema.TableSchema`.
+
+Every check raises :class:`~ltr.errors.DataValidationError` naming the source file, the
+column and the first few offending rows (0-based data-row numbers, header excluded) with
+their values. Nothing is repaired silently: a value is either valid for its kind or an
+error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ltr.data.schema import Column, TableSchema
+from ltr.errors import DataValidationError
+
+MAX_SHOWN = 5
+
+
+def offending(source: str, column: str | None, bad: np.ndarray | pd.Series, df: pd.DataFrame,
+              problem: str, show: str | None = None) -> None:
+    """Raise if any entry of the boolean ``bad`` is True, listing the first rows."""
+    bad = np.asarray(bad, dtype=bool)
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad)
+    shown_col = show or column
+    values = df[shown_col].to_numpy()[rows[:MAX_SHOWN]].tolist() if shown_col in df else []
+    raise DataValidationError(
+        source, f"{len(rows)} row(s) {problem}", column=column,
+        rows=rows[:MAX_SHOWN].tolist(), values=values,
+    )
+
+
+def require_columns(df: pd.DataFrame, schema: TableSchema, source: str) -> list[str]:
+    """Check required columns exist; return the names of absent optional columns."""
+    missing = [c.name for c in schema.required if c.name not in df.columns]
+    if missing:
+        raise DataValidationError(
+            source,
+            f"missing required column(s) {missing}; the {schema.name} table needs "
+            f"{[c.name for c in schema.required]} (found {list(df.columns)})",
+            column=missing[0],
+        )
+    return [c.name for c in schema.optional if c.name not in df.columns]
+
+
+def coerce_column(df: pd.DataFrame, col: Column, source: str) -> pd.Series:
+    """Return ``df[col.name]`` converted to the column's kind, or raise naming bad rows."""
+    s = df[col.name]
+    missing = s.isna().to_numpy()
+    if s.dtype == object:
+        missing |= s.astype(str).str.strip().eq("").to_numpy()
+    if not col.nullable:
+        offending(source, col.name, missing, df, "are missing (NaN or empty)")
+
+    if col.kind == "id":
+        return _as_id(s)
+    if col.kind in ("text", "category"):
+        return s.astype("string").where(~missing, None) if col.nullable else s.astype(str)
+    if col.kind in ("int", "float", "binary"):
+        num = pd.to_numeric(s, errors="coerce")
+        bad = num.isna().to_numpy() & ~missing
+        offending(source, col.name, bad, df, f"are not numbers (expected {col.kind})")
+        values = num.to_numpy(dtype=float)
+        offending(source, col.name, np.isinf(values), df, "are infinite")
+        if col.kind == "float":
+            return pd.Series(values, index=s.index, name=col.name)
+        finite = ~np.isnan(values)
+        frac = np.zeros_like(finite)
+        frac[finite] = values[finite] != np.round(values[finite])
+        offending(source, col.name, frac, df, f"are not whole numbers (expected {col.kind})")
+        if col.kind == "binary":
+            offending(source, col.name, finite & ~np.isin(values, (0, 1)), df, "are not 0 or 1")
+            return pd.Series(values, index=s.index, name=col.name).astype("int8")
+        if col.nullable and not finite.all():
+            return pd.Series(values, index=s.index, name=col.name).astype("Int64")
+        return pd.Series(values, index=s.index, name=col.name).astype("int64")
+    if col.kind == "datetime":
+        if pd.api.types.is_datetime64_any_dtype(s):
+            return s
+        if pd.api.types.is_numeric_dtype(s):
+            return pd.to_datetime(s, unit="s", errors="coerce")
+        out = pd.to_datetime(s, errors="coerce", format="mixed")
+        offending(source, col.name, out.isna().to_numpy() & ~missing, df,
+                  "are not parseable timestamps")
+        return out
+    raise ValueError(f"unknown column kind {col.kind!r}")
+
+
+def _as_id(s: pd.Series) -> pd.Series:
+    """Identifiers become int64 when every value is a whole number, else str."""
+    num = pd.to_numeric(s, errors="coerce")
+    if num.notna().all():
+        values = num.to_numpy(dtype=float)
+        if (values == np.round(values)).all():
+            return pd.Series(values.astype("int64"), index=s.index, name=s.name)
+    return s.astype(str)
+
+
+def validate_table(df: pd.DataFrame, schema: TableSchema, source: str) -> tuple[pd.DataFrame, list[str]]:
+    """Check columns, coerce kinds, check the key is unique.
+
+    Returns the coerced table (extra columns kept as they are) and the names of absent
+    optional columns.
+    """
+    absent = require_columns(df, schema, source)
+    df = df.reset_index(drop=True).copy()
+    for col in schema.columns:
+        if col.name in df.columns:
+            df[col.name] = coerce_column(df, col, source)
+    dup = df.duplicated(list(schema.key), keep="first").to_numpy()
+    offending(source, ",".join(schema.key), dup, df,
+              f"repeat the key ({', '.join(schema.key)}) of an earlier row",
+              show=schema.key[0])
+    return df, absent

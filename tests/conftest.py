@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny but real tables of the data contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data_samples" / "wands"
+
+
+@pytest.fixture()
+def tiny_tables() -> dict[str, pd.DataFrame]:
+    products = pd.DataFrame({
+        "product_id": [1, 2, 3, 4],
+        "title": ["oak bed", "pine bed", "red sofa", "desk lamp"],
+        "category": ["Furniture / Beds", "Furniture / Beds", "Furniture / Sofas", None],
+        "brand": ["a", "b", "a", "c"],
+        "price": [300.0, 150.0, 800.0, 40.0],
+        "rating": [4.5, None, 3.9, 4.8],
+        "review_count": [10, 0, 5, 100],
+    })
+    customers = pd.DataFrame({"customer_id": [7, 8], "segment": ["budget", "premium"]})
+    impressions = pd.DataFrame({
+        "session_id": [1, 1, 1, 2, 2],
+        "timestamp": ["2026-01-01 10:00:00"] * 3 + ["2026-01-02 11:00:00"] * 2,
+        "customer_id": [7, 7, 7, 8, 8],
+        "query": ["bed", "bed", "bed", "sofa", "sofa"],
+        "product_id": [1, 2, 3, 3, 1],
+        "position": [1, 2, 3, 1, 2],
+        "clicked": [1, 0, 0, 1, 0],
+        "added_to_cart": [1, 0, 0, 0, 0],
+        "purchased": [1, 0, 0, 0, 0],
+    })
+    return {"products": products, "customers": customers, "impressions": impressions}
+
+
+def write_tables(tables: dict[str, pd.DataFrame], folder: Path, fmt: str = "csv") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        path = folder / f"{name}.{fmt}"
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        else:
+            df.to_parquet(path, index=False)
+    return folder
