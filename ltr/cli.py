@@ -18,6 +18,8 @@ from ltr.errors import LtrError
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("ltr.simulate.cli", "simulate a search log over a catalog"),
     "summary": ("ltr.data.cli", "validate a search log and print a summary"),
+    "label": ("ltr.labels.cli", "derive graded relevance labels from a log and text"),
+    "evaluate": ("ltr.evaluation.cli", "score predictions against labels and write a report"),
 }
 
 
