@@ -1,0 +1,70 @@
+"""``ltr label --config configs/labels/<name>.yaml``: derive graded labels from a log.
+
+Config keys (YAML; override any with ``--set key.sub=value``):
+
+``data``
+    folder with products/customers/impressions (and optional judgements) tables.
+``out``
+    output folder: labels.parquet, label_config.yaml, report/.
+``ground_truth``
+    optional folder with the simulator's ``examination.csv``: the estimated position
+    bias is compared with it.
+``label_judged_pool``
+    also label judged (query, product) pairs never shown (they rest on similarity).
+``disagreement_threshold``
+    gap between normalised click and text signals that counts as a disagreement.
+``labels``
+    :class:`ltr.labels.config.LabelConfig` keys.
+``text``
+    :class:`ltr.text.TextConfig` keys (model_name, product_fields, cache_dir, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+TOP_KEYS = {"data", "out", "ground_truth", "label_judged_pool", "disagreement_threshold",
+            "labels", "text"}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config (see docs/labels.md)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set labels.behaviour_weight=0.5")
+
+
+def load_run_config(path: str | Path, overrides: list[str]) -> dict[str, Any]:
+    """Read the YAML config, apply dotted overrides, check the top-level keys."""
+    from omegaconf import OmegaConf
+
+    from ltr.errors import ConfigError, DataValidationError
+
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as exc:
+        raise DataValidationError(str(path), f"cannot be read as YAML: {exc}") from exc
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+    except Exception as exc:
+        raise ConfigError(" ".join(overrides), f"bad override: {exc}") from exc
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    if not isinstance(raw, dict):
+        raise DataValidationError(str(path), "must hold a mapping")
+    unknown = sorted(set(raw) - TOP_KEYS)
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown key; known keys: {sorted(TOP_KEYS)}")
+    for key in ("data", "out"):
+        if not raw.get(key):
+            raise ConfigError(key, "is required")
+    return raw
+
+
+def run(args: argparse.Namespace) -> int:
+    from ltr.labels.run import label_run
+
+    raw = load_run_config(args.config, args.set)
+    summary = label_run(raw)
+    print(summary)
+    return 0

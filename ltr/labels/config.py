@@ -1,0 +1,101 @@
+"""Configuration of the label pipeline; saved beside every label file it produces."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ltr.errors import ConfigError
+
+NORMALISATIONS = ("query_percentile", "global_percentile", "none")
+GRADING = ("quantiles", "thresholds")
+
+
+@dataclass
+class LabelConfig:
+    """How behaviour and text combine into graded labels 0..n_grades-1.
+
+    score = w * behaviour + (1 - w) * similarity, with ``w = behaviour_weight`` for a pair
+    with at least ``min_evidence`` expected examinations, ``low_evidence_weight`` below it
+    (the label leans on text) and 0 for pairs of queries without any click.
+    behaviour = weighted mean of the normalised smoothed click, add-to-cart and purchase
+    rates (``click_weight``, ``cart_weight``, ``purchase_weight``).
+    """
+
+    # position bias
+    position_bias: str = "pbm_em"  # pbm_em | none
+    em_max_iter: int = 1000
+    # smoothing: Beta prior fitted by empirical Bayes on pairs with enough evidence
+    prior_min_evidence: float = 5.0
+    prior_strength_max: float = 200.0  # cap on alpha + beta
+    prior_exposure_bins: int = 5  # prior cells: quantile bins of expected examinations
+    prior_similarity_bins: int = 5  # ... crossed with quantile bins of text similarity
+    # behaviour signals
+    click_weight: float = 1.0
+    cart_weight: float = 1.0
+    purchase_weight: float = 1.0
+    # combination with text similarity
+    behaviour_weight: float = 0.9
+    low_evidence_weight: float = 0.5
+    min_evidence: float = 2.0
+    normalise: str = "query_percentile"
+    # grading
+    n_grades: int = 5
+    grading: str = "quantiles"
+    # quantiles: share of pairs in each grade (lowest first); thresholds: n_grades-1 cut points
+    grade_values: list[float] = field(default_factory=lambda: [0.2, 0.25, 0.25, 0.2, 0.1])
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.position_bias not in ("pbm_em", "none"):
+            raise ConfigError("labels.position_bias",
+                              f"must be 'pbm_em' or 'none', got {self.position_bias!r}")
+        if self.normalise not in NORMALISATIONS:
+            raise ConfigError("labels.normalise", f"must be one of {NORMALISATIONS}, "
+                              f"got {self.normalise!r}")
+        if self.grading not in GRADING:
+            raise ConfigError("labels.grading", f"must be one of {GRADING}, got {self.grading!r}")
+        for key in ("click_weight", "cart_weight", "purchase_weight", "min_evidence",
+                    "prior_min_evidence"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"labels.{key}", f"must be >= 0, got {getattr(self, key)!r}")
+        if self.click_weight + self.cart_weight + self.purchase_weight <= 0:
+            raise ConfigError("labels.click_weight",
+                              "click, cart and purchase weights cannot all be 0")
+        for key in ("behaviour_weight", "low_evidence_weight"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"labels.{key}", f"must be in [0, 1], got {getattr(self, key)!r}")
+        if not isinstance(self.n_grades, int) or self.n_grades < 2:
+            raise ConfigError("labels.n_grades", f"must be an integer >= 2, got {self.n_grades!r}")
+        vals = list(self.grade_values)
+        if self.grading == "quantiles":
+            if len(vals) != self.n_grades or any(v < 0 for v in vals) or abs(sum(vals) - 1) > 1e-6:
+                raise ConfigError("labels.grade_values",
+                                  f"with grading=quantiles give {self.n_grades} non-negative "
+                                  f"shares summing to 1, got {vals}")
+        else:
+            if len(vals) != self.n_grades - 1 or vals != sorted(vals):
+                raise ConfigError("labels.grade_values",
+                                  f"with grading=thresholds give {self.n_grades - 1} increasing "
+                                  f"cut points in [0, 1], got {vals}")
+        for key in ("prior_exposure_bins", "prior_similarity_bins"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"labels.{key}", f"must be an integer >= 1, got {value!r}")
+        if self.em_max_iter < 1:
+            raise ConfigError("labels.em_max_iter", "must be >= 1")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LabelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"labels.{unknown[0]}",
+                              f"unknown parameter; known parameters: {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

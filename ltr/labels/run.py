@@ -1,0 +1,89 @@
+"""One labelling run from a config mapping: load, label, diagnose, write (``ltr label``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ltr.data.loaders import load_log
+from ltr.labels.config import LabelConfig
+from ltr.labels.diagnostics import agreement, disagreement_stats, disagreements
+from ltr.labels.pipeline import VARIANTS, derive_labels
+from ltr.labels.report import write_label_run
+from ltr.labels.similarity import pair_similarity
+
+
+def label_run(raw: dict[str, Any]) -> str:
+    """Run the pipeline described by ``raw`` (see :mod:`ltr.labels.cli`); return a summary."""
+    from ltr import __version__
+    from ltr.text import TextConfig, TextEncoder
+
+    t0 = time.perf_counter()
+    config = LabelConfig.from_dict(dict(raw.get("labels") or {}))
+    text_cfg = TextConfig.from_mapping(raw.get("text"))
+    log = load_log(raw["data"])
+    encoder = TextEncoder.from_config(text_cfg)
+
+    def similarity(queries: np.ndarray, product_ids: np.ndarray) -> np.ndarray:
+        return pair_similarity(encoder, log.products, queries, product_ids,
+                               text_cfg.product_fields, text_cfg.product_separator)
+
+    judged = log.judgements
+    extra = judged[["query", "product_id"]] if judged is not None and \
+        raw.get("label_judged_pool", True) else None
+    source = log.sources.get("impressions", "impressions")
+    result = derive_labels(log.impressions, config, similarity, extra, "combined", source)
+    t_label = time.perf_counter() - t0
+
+    agreement_table = confusion = None
+    if judged is not None:
+        rows = []
+        for variant in VARIANTS:
+            res = result if variant == "combined" else \
+                derive_labels(log.impressions, config, similarity, extra, variant, source)
+            a = agreement(res.labels, judged)
+            if variant == "combined":
+                confusion = a.pop("confusion")
+            else:
+                a.pop("confusion", None)
+            rows.append({"labels": variant, **a})
+        agreement_table = pd.DataFrame(rows)
+
+    threshold = float(raw.get("disagreement_threshold", 0.5))
+    dis = disagreements(result.labels, log.products, threshold, config.min_evidence,
+                        config.normalise)
+    stats = disagreement_stats(dis, result.labels[result.labels["expected_exams"] >=
+                                                  config.min_evidence])
+    truth = None
+    gt = raw.get("ground_truth")
+    if gt and (Path(gt) / "examination.csv").exists():
+        truth = pd.read_csv(Path(gt) / "examination.csv")["examination"].to_numpy(float)
+        truth = truth / truth[0]
+    run_config = {"ltr_version": __version__, "created": pd.Timestamp.now(tz="UTC").isoformat(),
+                  **{k: v for k, v in raw.items() if k not in ("labels", "text")},
+                  "sources": log.sources, "labels": config.to_dict(), "text": text_cfg.to_dict()}
+    paths = write_label_run(result, raw["out"], run_config=run_config,
+                            agreement=agreement_table, confusion=confusion, disagreements=dis,
+                            disagreement_stats=stats, true_examination=truth)
+    lines = [f"labelled {len(result.labels):,} pairs over {result.labels['query'].nunique()} "
+             f"queries in {t_label:.1f}s -> {paths['labels']}",
+             f"grades: {result.labels['grade'].value_counts().sort_index().to_dict()}",
+             f"position bias: {result.position_bias.note}"]
+    curve = result.position_bias.examination
+    if truth is not None:
+        n = min(10, len(truth), len(curve))
+        rel = np.abs(curve[:n] / truth[:n] - 1.0)
+        pairs = ", ".join(f"{c:.3f}/{t:.3f}" for c, t in zip(curve[:n], truth[:n], strict=True))
+        lines.append(f"examination vs truth (estimated/true), positions 1..{n}: max relative "
+                     f"error {100 * np.nanmax(rel):.1f}% ({pairs})")
+    lines += [f"note: {n}" for n in result.notes]
+    if agreement_table is not None:
+        lines.append("agreement with human grades:")
+        lines.append(agreement_table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    lines.append(f"{len(dis):,} click/text disagreements -> {paths['disagreements']}")
+    lines.append(f"report: {paths['report_md']}")
+    return "\n".join(lines)
