@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ltr", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="ltr", description=__doc__.splitlines()[0],
+        epilog="Training: ltr fit|validate|test|predict --config configs/<model>.yaml "
+               "(LightningCLI; `ltr fit --help` lists every option).")
     parser.add_argument("--version", action="version", version=f"ltr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
@@ -34,7 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        from ltr.training.cli import run_lightning
+
+        try:
+            return run_lightning(argv)
+        except LtrError as exc:
+            print(f"ltr {argv[0]}: error: {exc}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -46,3 +46,22 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: Path, fmt: str = "csv"
         else:
             df.to_parquet(path, index=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_log_dir(tmp_path_factory) -> Path:
+    """A small simulated log (6 judged WANDS queries, 600 sessions x 10) as a log folder."""
+    from ltr.io import read_table
+    from ltr.simulate import SimulationConfig, simulate
+
+    out = tmp_path_factory.mktemp("tiny_log")
+    judged = read_table(SAMPLE / "judgements.parquet")
+    queries = sorted(judged["query"].unique())[:6]
+    judged = judged[judged["query"].isin(queries)]
+    products = read_table(SAMPLE / "products.parquet")
+    products = products[products["product_id"].isin(judged["product_id"])]
+    res = simulate(products, SimulationConfig(seed=5, n_sessions=600, list_size=10,
+                                              n_customers=80, days=28), judged)
+    res.write(out)
+    judged.to_parquet(out / "judgements.parquet", index=False)
+    return out

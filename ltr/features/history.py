@@ -1,0 +1,67 @@
+"""Historical features, computed from a window of the log *before* the rows they describe.
+
+From the history rows only (never the rows being labelled or trained on):
+
+| column | meaning |
+|---|---|
+| ``hist_pair_impressions`` | times the (query, product) pair was shown |
+| ``hist_pair_ctr`` | its click rate per expected examination (position-debiased with the PBM curve of :mod:`ltr.labels.propensity`), smoothed with an empirical-Bayes Beta prior |
+| ``hist_product_impressions`` | times the product was shown, any query |
+| ``hist_product_ctr``, ``hist_product_cart_rate``, ``hist_product_purchase_rate`` | the product's debiased, smoothed rates over all queries |
+
+Pairs or products absent from the history get NaN, which the preprocessor turns into 0
+plus a missing indicator. The maths of debiasing and smoothing is that of
+:mod:`ltr.labels.signals`; this module only reuses it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ltr.labels.config import LabelConfig
+from ltr.labels.pipeline import pair_counts
+from ltr.labels.signals import fit_beta_prior, smooth_rate
+
+HISTORY_COLUMNS = ["hist_pair_impressions", "hist_pair_ctr", "hist_product_impressions",
+                   "hist_product_ctr", "hist_product_cart_rate", "hist_product_purchase_rate"]
+
+
+def _smoothed(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    return smooth_rate(x, e, fit_beta_prior(x, e, min_trials=5.0, max_strength=200.0))
+
+
+def history_features(history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(pair_features, product_features)`` from the history window of a log."""
+    if len(history) == 0:
+        return (pd.DataFrame(columns=["query", "product_id", "hist_pair_impressions",
+                                      "hist_pair_ctr"]),
+                pd.DataFrame(columns=["product_id"] + HISTORY_COLUMNS[2:]))
+    pairs, _, _ = pair_counts(history, LabelConfig(), source="history window")
+    e = pairs["expected_exams"].to_numpy(float)
+    pair_feats = pd.DataFrame({
+        "query": pairs["query"].astype(str),
+        "product_id": pairs["product_id"],
+        "hist_pair_impressions": pairs["impressions"].astype(float),
+        "hist_pair_ctr": _smoothed(pairs["clicks"].to_numpy(float), e),
+    })
+    prod = pairs.groupby("product_id").agg(
+        impressions=("impressions", "sum"), e=("expected_exams", "sum"), clicks=("clicks", "sum"),
+        carts=("carts", "sum"), purchases=("purchases", "sum")).reset_index()
+    pe = prod["e"].to_numpy(float)
+    product_feats = pd.DataFrame({
+        "product_id": prod["product_id"],
+        "hist_product_impressions": prod["impressions"].astype(float),
+        "hist_product_ctr": _smoothed(prod["clicks"].to_numpy(float), pe),
+        "hist_product_cart_rate": _smoothed(prod["carts"].to_numpy(float), pe),
+        "hist_product_purchase_rate": _smoothed(prod["purchases"].to_numpy(float), pe),
+    })
+    return pair_feats, product_feats
+
+
+def join_history(rows: pd.DataFrame, pair_feats: pd.DataFrame,
+                 product_feats: pd.DataFrame) -> pd.DataFrame:
+    """Left-join history features onto rows (query, product_id); absent -> NaN."""
+    out = rows.assign(query=rows["query"].astype(str))
+    out = out.merge(pair_feats, on=["query", "product_id"], how="left")
+    return out.merge(product_feats, on="product_id", how="left")

@@ -1,0 +1,61 @@
+"""Splits: by time (history / train / valid / test windows) and by query (k folds).
+
+Time windows are whole days counted from the first session: the first ``history_days``
+feed history features only; the last ``test_days`` are the test set; the ``valid_days``
+before them are the validation set; the rest is training. A session belongs to the window
+of its timestamp, so no session is split.
+
+Query folds hold whole queries out (``query_folds``): a held-out query contributes
+nothing to training — not its clicks, not its labels, not its history features.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from ltr.errors import ConfigError, DataValidationError
+
+WINDOWS = ("history", "train", "valid", "test")
+
+
+def time_windows(impressions: pd.DataFrame, history_days: float, valid_days: float,
+                 test_days: float, source: str = "impressions") -> pd.Series:
+    """Window name per impression row (``history``/``train``/``valid``/``test``)."""
+    for key, value in (("history_days", history_days), ("valid_days", valid_days),
+                       ("test_days", test_days)):
+        if value < 0:
+            raise ConfigError(f"data.split.{key}", f"must be >= 0, got {value}")
+    ts = impressions["timestamp"]
+    start = ts.min().normalize()
+    days = (ts - start).dt.total_seconds().to_numpy() / 86_400.0
+    span = float(np.ceil(days.max() + 1e-9))
+    t_test = span - test_days
+    t_valid = t_test - valid_days
+    if t_valid <= history_days:
+        raise ConfigError("data.split", f"the log spans {span:.0f} days: history "
+                          f"({history_days}) + valid ({valid_days}) + test ({test_days}) "
+                          "leave no training days")
+    out = np.select([days < history_days, days >= t_test, days >= t_valid],
+                    ["history", "test", "valid"], default="train")
+    windows = pd.Series(out, index=impressions.index, name="window")
+    counts = windows.value_counts()
+    if counts.get("train", 0) == 0:
+        raise DataValidationError(source, "no impression falls in the training window",
+                                  column="timestamp")
+    return windows
+
+
+def query_folds(queries: np.ndarray | list[str], k: int, seed: int = 0) -> dict[str, int]:
+    """Assign each distinct query to one of ``k`` folds, balanced and seeded.
+
+    The order is a seeded shuffle of the queries sorted by a stable hash, so the
+    assignment does not depend on the order queries appear in the log."""
+    uniq = sorted({str(q) for q in queries}, key=lambda q: (zlib.crc32(q.encode()), q))
+    if k < 2 or k > len(uniq):
+        raise ConfigError("data.folds", f"must be between 2 and the number of queries "
+                          f"({len(uniq)}), got {k}")
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    return {uniq[i]: int(j % k) for j, i in enumerate(order)}

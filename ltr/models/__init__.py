@@ -1,0 +1,1 @@
+"""Neural building blocks and models (plain ``nn.Module``s; training lives in ltr.training)."""

@@ -1,0 +1,1 @@
+"""Rankers behind one interface, and reference scorers that need no training."""

@@ -1,0 +1,1 @@
+"""Training: list tensors, the Lightning data module and module, and the CLI."""

@@ -1,0 +1,173 @@
+"""The Lightning data module: :func:`ltr.training.prepare.prepare` behind Lightning's
+interface, with list sampling for training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+from torch.utils.data import DataLoader
+
+from ltr.errors import ConfigError
+from ltr.io import write_table
+from ltr.training.lists import OUTCOMES, ListData, ListDataset, OutcomeSampler
+from ltr.training.prepare import PreparedData, prepare
+from ltr.training.text_branch import FineTunedText, FrozenTextTables
+
+DEFAULT_FEATURES: dict[str, Any] = {
+    "numeric": ["price", "rating", "review_count", "price_sensitivity", "tenure_days",
+                "hist_pair_ctr", "hist_pair_impressions", "hist_product_ctr",
+                "hist_product_impressions", "hist_product_cart_rate",
+                "hist_product_purchase_rate"],
+    "log1p": ["price", "review_count", "tenure_days", "hist_pair_impressions",
+              "hist_product_impressions"],
+    "categorical": ["brand", "product_class", "segment", "preferred_brand",
+                    "preferred_category"],
+    "derived": ["brand_match", "category_match", "price_z_in_list", "top_category"],
+}
+
+
+DEFAULT_RATES = {"none": 0.1, "click": 0.2, "cart": 0.2, "purchase": 0.2, "pool": 0.3}
+
+
+class LtrDataModule(pl.LightningDataModule):
+    """Search-log lists for training, validation, test and prediction.
+
+    Args:
+        data_dir: folder with products/customers/impressions (and judgements).
+        tasks: the model's tasks (labels built for each).
+        features: :class:`ltr.features.FeatureSpec` keys (defaults fit the sample data).
+        labels: :class:`ltr.labels.LabelConfig` keys for the relevance task.
+        text: :class:`ltr.text.TextConfig` keys, or null for no text features.
+        split: ``history_days``, ``valid_days``, ``test_days``.
+        folds, fold: query-level k-fold hold-out (``folds`` 0 or 1: none).
+        hard_negatives: unshown products of the same query added to each training list.
+        sampling: ``uniform``, or ``diverse`` with ``sampling_rates``: the share of an
+            epoch drawn from lists of each outcome (none, click, cart, purchase, pool).
+        batch_size: lists per training batch; eval_batch_size likewise for evaluation.
+        predict_split: which lists ``predict`` scores: test, valid or pools (the file is
+            written by the ``WritePredictions`` callback).
+        anonymous_share: share of training sessions seen without their customer.
+        pool_lists, pool_list_size: candidate-pool training lists for the relevance task
+            (see :func:`ltr.training.prepare.prepare`); 0 turns them off.
+        history_dropout: share of training lists without (query, product) history.
+        valid_query_share: with folds, share of training queries kept for validation
+            (their candidate pools, scored against derived labels).
+        seed: sampling and hard-negative seed.
+    """
+
+    def __init__(self, data_dir: str = "data_samples/wands", tasks: list[str] | None = None,
+                 features: dict[str, Any] | None = None, labels: dict[str, Any] | None = None,
+                 text: dict[str, Any] | None = None, split: dict[str, float] | None = None,
+                 folds: int = 0, fold: int = 0, hard_negatives: int = 5,
+                 sampling: str = "diverse", sampling_rates: dict[str, float] | None = None,
+                 batch_size: int = 64, eval_batch_size: int = 256, num_workers: int = 0,
+                 predict_split: str = "test", anonymous_share: float = 0.1,
+                 pool_lists: int = 2, pool_list_size: int = 25,
+                 history_dropout: float = 0.3, valid_query_share: float = 0.15,
+                 seed: int = 0) -> None:
+        super().__init__()
+        if sampling not in ("uniform", "diverse"):
+            raise ConfigError("data.sampling", f"must be 'uniform' or 'diverse', got {sampling!r}")
+        rates = sampling_rates or DEFAULT_RATES
+        bad = set(rates) - set(OUTCOMES)
+        if bad:
+            raise ConfigError(f"data.sampling_rates.{sorted(bad)[0]}",
+                              f"unknown outcome; choose from {list(OUTCOMES)}")
+        if any(v < 0 for v in rates.values()):
+            raise ConfigError("data.sampling_rates", "rates must be >= 0")
+        if predict_split not in ("test", "valid", "pools"):
+            raise ConfigError("data.predict_split", "must be test, valid or pools")
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ConfigError("data.batch_size", "must be >= 1")
+        self.save_hyperparameters()
+        self.tasks = tasks or ["click", "add_to_cart", "purchase", "relevance"]
+        self.rates = rates if sampling == "diverse" else None
+        self._prepared: PreparedData | None = None
+        self._encoder = None
+
+    # ------------------------------------------------------------------ preparation
+    @property
+    def prepared(self) -> PreparedData:
+        if self._prepared is None:
+            hp = self.hparams
+            if hp.text is not None:
+                from ltr.text import TextConfig, TextEncoder
+
+                self._encoder = TextEncoder.from_config(TextConfig.from_mapping(hp.text,
+                                                                                "data.text"))
+            self._prepared = prepare(hp.data_dir, self.tasks, hp.features or DEFAULT_FEATURES,
+                                     hp.labels, hp.text, hp.split, hp.folds, hp.fold,
+                                     hp.hard_negatives, hp.seed, encoder=self._encoder,
+                                     anonymous_share=hp.anonymous_share,
+                                     pool_lists=hp.pool_lists,
+                                     pool_list_size=hp.pool_list_size,
+                                     history_dropout=hp.history_dropout,
+                                     valid_query_share=hp.valid_query_share)
+        return self._prepared
+
+    @property
+    def feature_dims(self) -> dict[str, Any]:
+        """Widths the model is built with (linked into ``model.feature_dims``)."""
+        p = self.prepared
+        return {"n_numeric": p.preprocessor.numeric_width,
+                "cardinalities": p.preprocessor.cardinalities,
+                "text_dim": 0 if p.query_embeddings is None else int(p.query_embeddings.shape[1])}
+
+    def text_branch(self, trainable_layers: int = 0):
+        p = self.prepared
+        if p.query_embeddings is None:
+            raise ConfigError("data.text", "is null, so there are no text embeddings")
+        if trainable_layers > 0:
+            self._encoder.set_trainable_layers(trainable_layers)
+            return FineTunedText(self._encoder, p.query_texts, p.product_texts)
+        return FrozenTextTables(p.query_embeddings, p.product_embeddings)
+
+    def setup(self, stage: str | None = None) -> None:
+        _ = self.prepared
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, data: ListData, train: bool = False) -> DataLoader:
+        hp = self.hparams
+        sampler = OutcomeSampler(data.outcomes(), self.rates, hp.seed) if train else None
+        return DataLoader(ListDataset(data), batch_size=hp.batch_size if train else
+                          hp.eval_batch_size, sampler=sampler, num_workers=hp.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.prepared.train, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.prepared.valid)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        loaders = [self._loader(self.prepared.test)]
+        if self.prepared.pools is not None:
+            loaders.append(self._loader(self.prepared.pools))
+        return loaders
+
+    def predict_data(self) -> ListData:
+        p = self.prepared
+        data = {"test": p.test, "valid": p.valid, "pools": p.pools}[self.hparams.predict_split]
+        if data is None:
+            raise ConfigError("data.predict_split", "pools need judgements in the data folder")
+        return data
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_data())
+
+    # ------------------------------------------------------------------ output
+    def write_predictions(self, outputs: list[dict[str, Any]], path: str | Path) -> Path:
+        """Flatten predicted lists to rows: list id, product_id, score, task outputs."""
+        data = self.predict_data()
+        index = np.concatenate([o["index"].numpy() for o in outputs])
+        cols: dict[str, np.ndarray] = {k: np.concatenate([o[k].numpy() for o in outputs])
+                                       for k in outputs[0] if k != "index"}
+        mask = data.mask[index]
+        group = "query" if self.hparams.predict_split == "pools" else "session_id"
+        frame = {group: np.repeat(data.keys[index], mask.sum(axis=1)),
+                 "product_id": data.product_id[index][mask]}
+        frame.update({k: v[mask] for k, v in cols.items()})
+        return write_table(pd.DataFrame(frame), path)

@@ -1,0 +1,58 @@
+"""Fit and evaluate one model configuration programmatically (used by the k-fold and
+ablation scripts; ``ltr fit`` is the CLI equivalent)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from ltr.metrics import ndcg
+from ltr.training.datamodule import DEFAULT_RATES, LtrDataModule
+from ltr.training.module import LtrModule
+
+
+def fit_and_test(dm: LtrDataModule, model_kwargs: dict[str, Any], max_epochs: int = 8,
+                 patience: int = 3, seed: int = 0, root: str = "runs/experiments",
+                 sampling: str | None = None) -> dict[str, float]:
+    """Train ``LtrModule(**model_kwargs)`` on ``dm`` with early stopping on val/ndcg@10,
+    restore the best epoch, and return its test metrics plus training time and rows/s."""
+    pl.seed_everything(seed, verbose=False)
+    if sampling is not None:
+        dm.rates = None if sampling == "uniform" else \
+            (dm.hparams.sampling_rates or DEFAULT_RATES)
+    model = LtrModule(**{"tasks": dm.tasks, **model_kwargs}, feature_dims=dm.feature_dims)
+    Path(root).mkdir(parents=True, exist_ok=True)
+    ckpt = ModelCheckpoint(monitor="val/ndcg@10", mode="max",
+                           dirpath=tempfile.mkdtemp(prefix="ckpt-", dir=root))
+    trainer = pl.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=root,
+                         callbacks=[EarlyStopping("val/ndcg@10", mode="max",
+                                                  patience=patience), ckpt])
+    t0 = time.perf_counter()
+    trainer.fit(model, dm)
+    seconds = time.perf_counter() - t0
+    rows = float(dm.prepared.train.mask.sum()) * trainer.current_epoch
+    results = trainer.test(model, dm, ckpt_path="best" if ckpt.best_model_path else None,
+                           verbose=False, weights_only=False)
+    merged: dict[str, float] = {}
+    for r in results:
+        merged.update({k.split("/dataloader_idx")[0]: float(v) for k, v in r.items()})
+    merged.update({"train_seconds": seconds, "epochs": trainer.current_epoch,
+                   "train_rows_per_s": rows / max(seconds, 1e-9)})
+    return merged
+
+
+def pool_ndcg(dm: LtrDataModule, scores: np.ndarray, k: int = 10,
+              gain: str = "exponential") -> float:
+    """NDCG@k of ``scores`` ``[G, L]`` on the judged pools against human grades."""
+    pools = dm.prepared.pools
+    human = pools.labels["human"]
+    valid = pools.mask & np.isfinite(human)
+    return float(ndcg(scores, np.nan_to_num(human), valid, k=k, gain=gain).mean)

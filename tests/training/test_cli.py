@@ -1,0 +1,97 @@
+"""``ltr fit|test|predict`` through LightningCLI on a tiny log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from ltr.cli import main as ltr
+from tests.text.conftest import build_tiny_bert
+
+FEATURES = {"numeric": ["price", "price_sensitivity", "hist_pair_ctr"], "log1p": ["price"],
+            "categorical": ["brand", "segment"], "derived": ["brand_match"]}
+
+
+def write_config(tmp_path, log_dir, text=None, **model):
+    cfg = {
+        "seed_everything": 0,
+        "model": {"tasks": ["click", "add_to_cart", "purchase", "relevance"],
+                  "use_text": text is not None, "n_experts": 2, "bottom": [16],
+                  "expert_hidden": [8], "tower_hidden": [4], **model},
+        "data": {"data_dir": str(log_dir), "features": FEATURES, "text": text,
+                 "batch_size": 16, "hard_negatives": 2, "pool_lists": 1},
+        "trainer": {"max_epochs": 1, "accelerator": "cpu", "devices": 1,
+                    "enable_progress_bar": False, "default_root_dir": str(tmp_path / "run"),
+                    "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                               "init_args": {"save_dir": str(tmp_path / "run")}},
+                    "callbacks": [
+                        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                         "init_args": {"monitor": "val/ndcg@10", "mode": "max",
+                                       "dirpath": str(tmp_path / "ckpt"),
+                                       "filename": "best"}},
+                        {"class_path": "ltr.training.cli.WritePredictions",
+                         "init_args": {"path": str(tmp_path / "pred.parquet")}}]},
+    }
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_fit_test_predict_without_text(tmp_path, tiny_log_dir):
+    cfg = write_config(tmp_path, tiny_log_dir, None)
+    assert ltr(["fit", "--config", str(cfg)]) == 0
+    ckpt = tmp_path / "ckpt" / "best.ckpt"
+    assert ckpt.exists()
+    metrics = pd.read_csv(next((tmp_path / "run").rglob("metrics.csv")))
+    assert metrics["val/ndcg@10"].notna().any()
+    assert ltr(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
+    assert ltr(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt),
+                "--data.predict_split", "pools"]) == 0
+    pred = pd.read_parquet(tmp_path / "pred.parquet")
+    assert {"query", "product_id", "score", "click", "relevance"} <= set(pred.columns)
+    assert pred["score"].notna().all() and len(pred) > 0
+
+
+def test_fit_with_tiny_text_encoder_and_finetuned_top(tmp_path, tiny_log_dir):
+    model_dir = build_tiny_bert(tmp_path / "bert")
+    text = {"model_name": str(model_dir), "max_length": 16, "progress": False,
+            "product_fields": ["product_class"]}
+    cfg = write_config(tmp_path, tiny_log_dir, text, trainable_layers=1)
+    assert ltr(["fit", "--config", str(cfg)]) == 0
+
+
+@pytest.mark.parametrize("override,key", [
+    (["--model.losses", "{click: hinge}"], "model.losses.click"),
+    (["--model.n_experts", "-2"], "model.n_experts"),
+    (["--model.tasks", "[click, dwell]"], "model.tasks"),
+    (["--model.score_weights", "{ctr: 1.0}"], "model.score_weights.ctr"),
+    (["--data.sampling", "weird"], "data.sampling"),
+])
+def test_bad_config_fails_at_start_with_the_key(tmp_path, tiny_log_dir, capsys, override, key):
+    cfg = write_config(tmp_path, tiny_log_dir, None)
+    assert ltr(["fit", "--config", str(cfg), *override]) == 2
+    assert key in capsys.readouterr().err
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_use_text_without_text_data_is_a_config_error(tmp_path, tiny_log_dir, capsys):
+    cfg = write_config(tmp_path, tiny_log_dir, None, use_text=True)
+    assert ltr(["fit", "--config", str(cfg)]) == 2
+    assert "model.use_text" in capsys.readouterr().err
+
+
+def test_ddp_two_cpu_processes(tmp_path, tiny_log_dir):
+    """Lightning's DDP strategy with 2 CPU processes (gloo) trains and checkpoints."""
+    cfg = write_config(tmp_path, tiny_log_dir, None)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "ltr.cli", "fit", "--config", str(cfg),
+                           "--trainer.strategy", "ddp", "--trainer.devices", "2"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "ckpt" / "best.ckpt").exists()
+    assert "distributed_backend=gloo" in proc.stderr + proc.stdout
