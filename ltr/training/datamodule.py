@@ -56,6 +56,8 @@ class LtrDataModule(pl.LightningDataModule):
         history_dropout: share of training lists without (query, product) history.
         valid_query_share: with folds, share of training queries kept for validation
             (their candidate pools, scored against derived labels).
+        stream_dir: stream training lists from Parquet written there (one row group in
+            memory at a time; lists shuffled once, so ``sampling`` does not apply).
         seed: sampling and hard-negative seed.
     """
 
@@ -68,7 +70,7 @@ class LtrDataModule(pl.LightningDataModule):
                  predict_split: str = "test", anonymous_share: float = 0.1,
                  pool_lists: int = 2, pool_list_size: int = 25,
                  history_dropout: float = 0.3, valid_query_share: float = 0.15,
-                 seed: int = 0) -> None:
+                 stream_dir: str | None = None, seed: int = 0) -> None:
         super().__init__()
         if sampling not in ("uniform", "diverse"):
             raise ConfigError("data.sampling", f"must be 'uniform' or 'diverse', got {sampling!r}")
@@ -106,7 +108,8 @@ class LtrDataModule(pl.LightningDataModule):
                                      pool_lists=hp.pool_lists,
                                      pool_list_size=hp.pool_list_size,
                                      history_dropout=hp.history_dropout,
-                                     valid_query_share=hp.valid_query_share)
+                                     valid_query_share=hp.valid_query_share,
+                                     stream_dir=hp.stream_dir)
         return self._prepared
 
     @property
@@ -137,7 +140,11 @@ class LtrDataModule(pl.LightningDataModule):
                           hp.eval_batch_size, sampler=sampler, num_workers=hp.num_workers)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.prepared.train, train=True)
+        p = self.prepared
+        if p.train is None:
+            return DataLoader(p.train_stream, batch_size=self.hparams.batch_size,
+                              num_workers=self.hparams.num_workers)
+        return self._loader(p.train, train=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.prepared.valid)

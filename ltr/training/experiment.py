@@ -38,7 +38,8 @@ def fit_and_test(dm: LtrDataModule, model_kwargs: dict[str, Any], max_epochs: in
     t0 = time.perf_counter()
     trainer.fit(model, dm)
     seconds = time.perf_counter() - t0
-    rows = float(dm.prepared.train.mask.sum()) * trainer.current_epoch
+    train = dm.prepared.train
+    rows = float(train.mask.sum()) * trainer.current_epoch if train is not None else float("nan")
     results = trainer.test(model, dm, ckpt_path="best" if ckpt.best_model_path else None,
                            verbose=False, weights_only=False)
     merged: dict[str, float] = {}

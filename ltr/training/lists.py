@@ -70,12 +70,14 @@ class ListData:
 def build_lists(rows: pd.DataFrame, group_col: str, pre: Preprocessor,
                 query_index: dict[str, int], product_index: dict[object, int],
                 tasks: list[str], source: str = "rows",
-                extra_labels: dict[str, str] | None = None) -> ListData:
+                extra_labels: dict[str, str] | None = None,
+                list_size: int | None = None) -> ListData:
     """Lay out rows as lists grouped by ``group_col``, keeping row order inside a list
     (sort rows by position first for sessions). Labels: one per task (its column from
-    :data:`TASK_COLUMNS`) plus ``extra_labels`` (name -> column), NaN where absent."""
+    :data:`TASK_COLUMNS`) plus ``extra_labels`` (name -> column), NaN where absent.
+    ``list_size`` fixes the padded width (longer lists are truncated)."""
     rows = rows.reset_index(drop=True)
-    groups = pad_groups(rows[group_col].to_numpy())
+    groups = pad_groups(rows[group_col].to_numpy(), max_len=list_size)
     numeric, categorical = pre.transform(rows, source)
     q_idx = rows["query"].astype(str).map(query_index).to_numpy(np.int64)
     p_idx = rows["product_id"].map(product_index).fillna(0).to_numpy(np.int64)

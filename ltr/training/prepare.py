@@ -49,12 +49,15 @@ class PreparedData:
     product_ids: list[object]
     query_embeddings: np.ndarray | None  # [n_queries, d]
     product_embeddings: np.ndarray | None  # [n_products, d]
-    train: ListData
+    train: ListData | None  # None when training lists stream from Parquet (train_stream)
     valid: ListData
     test: ListData
     pools: ListData | None  # judged pools of the evaluation queries, labels["human"]
     held_out_queries: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    train_stream: Any = None  # ParquetListStream when stream_dir is set
+    query_index: dict[str, int] = field(default_factory=dict)
+    product_index: dict[object, int] = field(default_factory=dict)
 
 
 def join_rows(rows: pd.DataFrame, log: SearchLog, hist: tuple[pd.DataFrame, pd.DataFrame],
@@ -124,7 +127,7 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
             hard_negatives: int = 0, seed: int = 0, encoder: Any = None,
             anonymous_share: float = 0.1, pool_lists: int = 2,
             pool_list_size: int = 25, history_dropout: float = 0.3,
-            valid_query_share: float = 0.15) -> PreparedData:
+            valid_query_share: float = 0.15, stream_dir: str | None = None) -> PreparedData:
     """Build :class:`PreparedData` (see the module docstring). ``text=None`` means no text
     features; ``encoder`` may pass a ready :class:`ltr.text.TextEncoder`.
 
@@ -146,7 +149,11 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     become *validation queries*: their clicks feed their labels only; the model never
     trains on them, and validation scores their candidate pools against those derived
     labels. Model selection then measures what the test measures — ranking the pool of a
-    query never trained on — without touching human grades."""
+    query never trained on — without touching human grades.
+
+    ``stream_dir``: write the training rows to ``stream_dir/train.parquet`` (whole lists
+    per row group) and stream them during training (:mod:`ltr.training.stream`) instead
+    of holding the training lists in memory."""
     t0 = time.perf_counter()
     tasks = check_tasks(tasks, "model.tasks")
     spec = FeatureSpec.from_dict(features, "data.features")
@@ -291,22 +298,34 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     train_rows_sorted = joined["train"].assign(_neg=joined["train"]["position"] == 0)
     train_rows_sorted = train_rows_sorted.sort_values(["session_id", "_neg", "position"],
                                                       kind="stable").drop(columns="_neg")
+    stream = None
+    if stream_dir is not None:
+        from pathlib import Path
+
+        from ltr.training.stream import ParquetListStream, write_list_rows
+
+        path = write_list_rows(train_rows_sorted, Path(stream_dir) / "train.parquet",
+                               "session_id", seed=seed)
+        width = int(train_rows_sorted.groupby("session_id").size().max())
+        stream = ParquetListStream(path, "session_id", pre, q_index, p_index, tasks, width)
     out = PreparedData(
         preprocessor=pre, tasks=tasks, query_texts=query_texts, product_texts=product_texts,
         product_ids=products["product_id"].tolist(), query_embeddings=q_emb,
         product_embeddings=p_emb,
-        train=build_lists(train_rows_sorted, "session_id", pre, q_index, p_index, tasks,
-                          "training rows"),
+        train=None if stream is not None else build_lists(
+            train_rows_sorted, "session_id", pre, q_index, p_index, tasks, "training rows"),
         valid=lists(joined["valid"], "session_id", "validation rows"),
         test=lists(joined["test"], "session_id", "test rows"),
-        pools=None, held_out_queries=sorted(held_out),
+        pools=None, held_out_queries=sorted(held_out), train_stream=stream,
+        query_index=q_index, product_index=p_index,
     )
     if pools_rows is not None and len(pools_rows):
         out.pools = build_lists(pools_rows, "query", pre, q_index, p_index, tasks,
                                 "judged pools", extra_labels={"human": "human"})
     out.info = {"seconds": round(time.perf_counter() - t0, 1),
                 "rows": {k: len(v) for k, v in joined.items()},
-                "lists": {"train": len(out.train), "valid": len(out.valid),
+                "lists": {"train": len(out.train) if out.train is not None else "streamed",
+                          "valid": len(out.valid),
                           "test": len(out.test), "pools": len(out.pools) if out.pools else 0},
                 "held_out_queries": len(held_out), "validation_queries": len(valid_queries),
                 "labelled_pairs": 0 if label_table is None else len(label_table)}

@@ -79,6 +79,24 @@ def test_bad_config_fails_at_start_with_the_key(tmp_path, tiny_log_dir, capsys, 
     assert not (tmp_path / "ckpt").exists()
 
 
+@pytest.mark.parametrize("ablation", ["tabular_only", "no_relevance_task", "no_interactions",
+                                      "finetune_top1", "uniform_sampling", "heldout_fold0"])
+def test_shipped_configs_parse(ablation, capsys):
+    from tests.conftest import ROOT
+
+    with pytest.raises(SystemExit) as done:
+        ltr(["fit", "--config", str(ROOT / "configs" / "mmoe.yaml"), "--config",
+             str(ROOT / "configs" / "ablations" / f"{ablation}.yaml"), "--print_config"])
+    assert done.value.code in (0, None)
+    assert "model:" in capsys.readouterr().out
+
+
+def test_streamed_training(tmp_path, tiny_log_dir):
+    cfg = write_config(tmp_path, tiny_log_dir, None)
+    assert ltr(["fit", "--config", str(cfg), "--data.stream_dir", str(tmp_path / "stream")]) == 0
+    assert (tmp_path / "stream" / "train.parquet").exists()
+
+
 def test_use_text_without_text_data_is_a_config_error(tmp_path, tiny_log_dir, capsys):
     cfg = write_config(tmp_path, tiny_log_dir, None, use_text=True)
     assert ltr(["fit", "--config", str(cfg)]) == 2
