@@ -68,10 +68,12 @@ def main() -> None:
          ["label", "--config", str(ROOT / "configs" / "labels" / "wands.yaml"),
           "--set", f"out={RUNS / 'labels'}"])
     cfg = str(ROOT / "configs" / "mmoe.yaml")
-    common = ["--config", cfg, "--data.folds", "5", "--data.fold", "0",
-              "--trainer.default_root_dir", str(RUNS)]
+    common = ["--config", cfg, "--data.folds", "5", "--data.fold", "0"]
+    started = time.time()
     step("4. train the MMoE with fold 0's queries held out", ["fit", *common])
-    best = sorted((RUNS).rglob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)[-1]
+    # the checkpoint callback of configs/mmoe.yaml writes under runs/mmoe/
+    best = max((p for p in (ROOT / "runs" / "mmoe").rglob("best-*.ckpt")
+                if p.stat().st_mtime >= started), key=lambda p: p.stat().st_mtime)
     step("   test: held-out sessions (MRR) and held-out judged pools (human grades)",
          ["test", *common, "--ckpt_path", str(best)])
     pred_path = ROOT / "runs" / "mmoe" / "predictions.parquet"  # configs/mmoe.yaml
