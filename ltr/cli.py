@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("ltr.simulate.cli", "simulate a search log over a catalog"),
     "summary": ("ltr.data.cli", "validate a search log and print a summary"),
     "label": ("ltr.labels.cli", "derive graded relevance labels from a log and text"),
+    "benchmark": ("ltr.rankers.cli", "fit and compare every ranker on the same split"),
     "evaluate": ("ltr.evaluation.cli", "score predictions against labels and write a report"),
 }
 

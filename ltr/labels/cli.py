@@ -35,8 +35,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set labels.behaviour_weight=0.5")
 
 
-def load_run_config(path: str | Path, overrides: list[str]) -> dict[str, Any]:
+def load_run_config(path: str | Path, overrides: list[str], top_keys: set[str] | None = None,
+                    required: tuple[str, ...] = ("data", "out")) -> dict[str, Any]:
     """Read the YAML config, apply dotted overrides, check the top-level keys."""
+    top_keys = TOP_KEYS if top_keys is None else top_keys
     from omegaconf import OmegaConf
 
     from ltr.errors import ConfigError, DataValidationError
@@ -52,10 +54,10 @@ def load_run_config(path: str | Path, overrides: list[str]) -> dict[str, Any]:
     raw = OmegaConf.to_container(cfg, resolve=True)
     if not isinstance(raw, dict):
         raise DataValidationError(str(path), "must hold a mapping")
-    unknown = sorted(set(raw) - TOP_KEYS)
+    unknown = sorted(set(raw) - top_keys)
     if unknown:
-        raise ConfigError(unknown[0], f"unknown key; known keys: {sorted(TOP_KEYS)}")
-    for key in ("data", "out"):
+        raise ConfigError(unknown[0], f"unknown key; known keys: {sorted(top_keys)}")
+    for key in required:
         if not raw.get(key):
             raise ConfigError(key, "is required")
     return raw

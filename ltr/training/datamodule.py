@@ -91,6 +91,13 @@ class LtrDataModule(pl.LightningDataModule):
         self._prepared: PreparedData | None = None
         self._encoder = None
 
+    @classmethod
+    def from_prepared(cls, prepared: PreparedData, **kwargs: Any) -> LtrDataModule:
+        """A data module over data already prepared (by :func:`prepare`)."""
+        dm = cls(tasks=prepared.tasks, **kwargs)
+        dm._prepared = prepared
+        return dm
+
     # ------------------------------------------------------------------ preparation
     @property
     def prepared(self) -> PreparedData:

@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
+import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from ltr.metrics import ndcg
@@ -19,9 +20,10 @@ from ltr.training.module import LtrModule
 
 def fit_and_test(dm: LtrDataModule, model_kwargs: dict[str, Any], max_epochs: int = 8,
                  patience: int = 3, seed: int = 0, root: str = "runs/experiments",
-                 sampling: str | None = None) -> dict[str, float]:
+                 sampling: str | None = None, run_test: bool = True) -> Any:
     """Train ``LtrModule(**model_kwargs)`` on ``dm`` with early stopping on val/ndcg@10,
-    restore the best epoch, and return its test metrics plus training time and rows/s."""
+    restore the best epoch, and return its test metrics plus training time and rows/s.
+    With ``run_test=False`` return ``(fit info, the module with the best weights)``."""
     pl.seed_everything(seed, verbose=False)
     if sampling is not None:
         dm.rates = None if sampling == "uniform" else \
@@ -40,6 +42,11 @@ def fit_and_test(dm: LtrDataModule, model_kwargs: dict[str, Any], max_epochs: in
     seconds = time.perf_counter() - t0
     train = dm.prepared.train
     rows = float(train.mask.sum()) * trainer.current_epoch if train is not None else float("nan")
+    if not run_test:
+        if ckpt.best_model_path:
+            state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)
+            model.load_state_dict(state["state_dict"])
+        return {"train_seconds": seconds, "epochs": trainer.current_epoch}, model
     results = trainer.test(model, dm, ckpt_path="best" if ckpt.best_model_path else None,
                            verbose=False, weights_only=False)
     merged: dict[str, float] = {}

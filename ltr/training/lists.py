@@ -37,6 +37,16 @@ class ListData:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def subset(self, index: np.ndarray | list[int], width: int | None = None) -> ListData:
+        """Lists ``index`` (and only the first ``width`` slots, if given)."""
+        idx = np.asarray(index)
+        w = slice(None) if width is None else slice(0, width)
+        return ListData(keys=self.keys[idx], numeric=self.numeric[idx, w],
+                        categorical=self.categorical[idx, w], query_text=self.query_text[idx],
+                        product_text=self.product_text[idx, w], position=self.position[idx, w],
+                        mask=self.mask[idx, w], product_id=self.product_id[idx, w],
+                        labels={k: v[idx, w] for k, v in self.labels.items()})
+
     @property
     def list_size(self) -> int:
         return int(self.mask.shape[1]) if self.mask.ndim == 2 else 0

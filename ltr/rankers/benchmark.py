@@ -1,0 +1,173 @@
+"""``ltr benchmark --config configs/benchmark.yaml``: every ranker on the same split.
+
+The data is prepared once (:func:`ltr.training.prepare.prepare`: same split, same
+features, same labels, same seeds); each ranker of ``models`` is fitted on it, timed, saved
+and scored. The table (markdown + CSV + a PNG bar chart) has, per ranker:
+
+* ``ndcg@5``, ``ndcg@10`` on the test sessions against the derived relevance grades
+  (absent with ``folds``: held-out queries have no derived labels, by design), and
+  ``engagement_ndcg@5/10`` against graded engagement (1 click, 2 cart, 3 purchase);
+* ``human_ndcg@5``, ``human_ndcg@10`` (exponential gain) and ``human_ndcg@10_linear`` on
+  the judged pools of the evaluation queries (held-out queries with ``folds``), when the
+  data has human judgements;
+* ``mrr@10_<task>`` and ``auc_<task>`` (group AUC) on the test sessions for click,
+  add-to-cart, purchase;
+* ``train_s``: fitting wall time; ``ms_per_100``: median wall time to score one list of
+  100 candidates (20 repeats, after a warm-up).
+
+Config keys: ``data`` (:class:`~ltr.training.datamodule.LtrDataModule` arguments),
+``models`` (list of ``{name, params}``; names from :data:`ltr.rankers.base.RANKERS`),
+``out`` (output folder), ``save_models`` (write each fitted ranker to ``out/models``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ltr.errors import ConfigError
+from ltr.io import write_table, write_text
+from ltr.metrics import group_auc, mrr, ndcg
+from ltr.rankers.base import make_ranker
+from ltr.training.lists import ListData
+
+TOP_KEYS = {"data", "models", "out", "save_models"}
+TASK_LABELS = {"click": "click", "add_to_cart": "add_to_cart", "purchase": "purchase"}
+
+
+def list_of(data: ListData, size: int = 100) -> ListData:
+    """One list of ``size`` slots for latency: the first list at least that long, else the
+    longest list's slots tiled."""
+    lengths = data.mask.sum(axis=1)
+    g = int(np.argmax(lengths >= size)) if (lengths >= size).any() else int(np.argmax(lengths))
+    one = data.subset([g])
+    if one.mask.shape[1] < size or lengths[g] < size:
+        reps = int(np.ceil(size / max(int(lengths[g]), 1)))
+        real = one.mask[0]
+
+        def tile(a: np.ndarray) -> np.ndarray:
+            return np.concatenate([a[:, real]] * reps, axis=1)[:, :size]
+
+        one = ListData(keys=one.keys, numeric=tile(one.numeric), categorical=tile(one.categorical),
+                       query_text=one.query_text, product_text=tile(one.product_text),
+                       position=tile(one.position), mask=tile(one.mask),
+                       product_id=tile(one.product_id),
+                       labels={k: tile(v) for k, v in one.labels.items()})
+    return one.subset([0], width=size)
+
+
+def evaluate_scores(scores: np.ndarray, lists: ListData, prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    if "relevance" in lists.labels and np.isfinite(lists.labels["relevance"]).any():
+        rel = lists.labels["relevance"]
+        valid = lists.mask & np.isfinite(rel)
+        for k in (5, 10):
+            out[f"{prefix}ndcg@{k}"] = ndcg(np.nan_to_num(scores), np.nan_to_num(rel), valid,
+                                            k=k).mean
+    engagement = lists.engagement()
+    valid = lists.mask & np.isfinite(engagement)
+    if valid.any():
+        for k in (5, 10):
+            out[f"{prefix}engagement_ndcg@{k}"] = ndcg(np.nan_to_num(scores),
+                                                       np.nan_to_num(engagement), valid, k=k).mean
+    for task in TASK_LABELS:
+        if task in lists.labels:
+            y = lists.labels[task]
+            valid = lists.mask & np.isfinite(y)
+            if valid.any():
+                out[f"{prefix}mrr@10_{task}"] = mrr(np.nan_to_num(scores), np.nan_to_num(y),
+                                                   valid, k=10).mean
+                out[f"{prefix}auc_{task}"] = group_auc(np.nan_to_num(scores), np.nan_to_num(y),
+                                                       valid).mean
+    return out
+
+
+def human_scores(scores: np.ndarray, pools: ListData) -> dict[str, float]:
+    human = pools.labels["human"]
+    valid = pools.mask & np.isfinite(human)
+    s, h = np.nan_to_num(scores), np.nan_to_num(human)
+    return {"human_ndcg@5": ndcg(s, h, valid, k=5).mean,
+            "human_ndcg@10": ndcg(s, h, valid, k=10).mean,
+            "human_ndcg@10_linear": ndcg(s, h, valid, k=10, gain="linear").mean}
+
+
+def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
+    """Fit, time, save and score every configured ranker; write the table; return it."""
+    from ltr.training.datamodule import LtrDataModule
+
+    unknown = sorted(set(config) - TOP_KEYS)
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown key; known: {sorted(TOP_KEYS)}")
+    models = config.get("models") or []
+    if not models:
+        raise ConfigError("models", "list at least one ranker")
+    rankers = []
+    for i, spec in enumerate(models):  # build every ranker first: bad configs fail early
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise ConfigError(f"models[{i}]", "needs a 'name'")
+        rankers.append((spec.get("label", spec["name"]),
+                        make_ranker(spec["name"], spec.get("params"), f"models[{i}].name")))
+    out = Path(config.get("out", "runs/benchmark"))
+    dm = LtrDataModule(**(config.get("data") or {}))
+    data = dm.prepared
+    rows = []
+    for label, ranker in rankers:
+        print(f"-- {label}: fitting", flush=True)
+        t0 = time.perf_counter()
+        ranker.fit(data)
+        row: dict[str, Any] = {"model": label, "train_s": time.perf_counter() - t0}
+        if config.get("save_models", True):
+            ranker.save(out / "models" / label)
+        row.update(evaluate_scores(ranker.score(data.test, data), data.test))
+        if data.pools is not None:
+            row.update(human_scores(ranker.score(data.pools, data), data.pools))
+        one = list_of(data.pools if data.pools is not None else data.test)
+        ranker.score(one, data)
+        times = []
+        for _ in range(20):
+            t = time.perf_counter()
+            ranker.score(one, data)
+            times.append(time.perf_counter() - t)
+        row["ms_per_100"] = 1000 * float(np.median(times))
+        rows.append(row)
+        print("   " + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "model"),
+              flush=True)
+    table = pd.DataFrame(rows)
+    write_table(table, out / "results.csv")
+    write_text(_markdown(table, config), out / "results.md")
+    _plot(table, out / "results.png")
+    return table
+
+
+def _markdown(table: pd.DataFrame, config: dict[str, Any]) -> str:
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in table.itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
+                                       for v in r) + " |")
+    data = config.get("data") or {}
+    return ("# Ranker benchmark\n\n"
+            f"data: `{data.get('data_dir')}`, folds={data.get('folds', 0)}, "
+            f"fold={data.get('fold', 0)}; human_* columns: judged pools of the evaluation "
+            "queries against human grades; other columns: test sessions.\n\n"
+            + "\n".join(lines) + "\n")
+
+
+def _plot(table: pd.DataFrame, path: Path) -> None:
+    from ltr.plotting import new_figure, save_figure
+
+    metric = "human_ndcg@10_linear" if "human_ndcg@10_linear" in table else "ndcg@10"
+    fig = new_figure(7.0, 3.8)
+    ax = fig.add_subplot()
+    ax.bar(table["model"], table[metric], color="#4c72b0")
+    for x, y in zip(table["model"], table[metric], strict=True):
+        ax.annotate(f"{y:.3f}", (x, y), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_ylim(0, 1)
+    ax.tick_params(axis="x", rotation=30)
+    ax.set_title("Rankers on the same split")
+    save_figure(fig, path)
