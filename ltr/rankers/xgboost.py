@@ -1,0 +1,267 @@
+"""Gradient-boosted trees ranker: XGBoost's LambdaMART (``xgboost.XGBRanker``).
+
+**What XGBoost does.** With ``objective="rank:ndcg"`` (the default) XGBoost fits
+LambdaMART: each boosting round builds a tree on the *lambda* gradients of LambdaRank —
+for every pair of items of one list with different grades, a RankNet (logistic) pair
+gradient weighted by ``|ΔNDCG|``, the change of the list's NDCG if the two items swapped
+places. Pairs are built per ``lambdarank_pair_method``: ``"topk"`` (XGBoost's default)
+pairs every item of the top ``lambdarank_num_pair_per_sample`` ranks (``None``: all
+ranks) with every other item; ``"mean"`` samples ``lambdarank_num_pair_per_sample`` pairs
+per item. ``rank:pairwise`` (RankNet, no NDCG weight) and ``rank:map`` are accepted too.
+NDCG uses the exponential gain ``2^grade - 1`` (``ndcg_exp_gain``), as ltr's metrics do.
+
+**Rows.** Every list of :class:`~ltr.training.lists.ListData` becomes one query group
+(``qid`` = the list's index, so groups are contiguous and sorted, as XGBoost requires;
+rows are never shuffled across groups). A list contributes its valid slots — real
+(``mask``) and with a known relevance grade (:func:`~ltr.rankers.base.ranking_target`) —
+in slot order. The label is the grade, 0..4.
+
+**Features.** The numeric columns of :func:`~ltr.rankers.base.ranker_inputs` (with
+``use_text`` the query-product cosine is the last one), then the categorical codes as
+XGBoost *native categorical* features (``feature_types="c"``, ``enable_categorical``):
+splits partition the set of codes (one-hot style below ``max_cat_to_onehot`` = 4
+categories, else XGBoost's sorted-gradient partitioning) instead of treating the arbitrary
+code order as ordinal. Code 0 (*missing*) and 1 (*unknown*) are ordinary categories. The
+feature types are stored inside the saved model.
+
+**Early stopping** watches XGBoost's ``ndcg@10`` on the validation lists (same
+flattening), keeping only validation lists with at least one item of grade > 0: XGBoost
+would score a list with no relevant item as 1 (ltr excludes it); dropping those lists
+makes ``best_score_`` equal to ltr's NDCG@10 of the validation lists and does not change
+which iteration is best. Scoring uses trees ``0..best_iteration_``.
+
+**Unbiased LambdaMART** (``unbiased=True``, XGBoost's ``lambdarank_unbiased``, Hu et al.
+2019) learns position-bias ratios ``t+`` / ``t-`` jointly with the ranker. XGBoost takes an
+item's *position* to be its row index inside its group, so for the training lists the rows
+of each list are ordered by the logged ``position`` (1-based) instead of slot order;
+slots with unknown position (``0``: hard negatives, candidate pools) go after every shown
+slot, in slot order — i.e. they are treated as positions beyond the displayed list.
+Slots without a known grade are left out, so later rows move up: positions are then
+ranks among the kept rows, not the logged numbers. Validation rows are not reordered.
+
+**Saved state**: the booster in XGBoost's own JSON format (``model.json``, written
+atomically), with ``best_iteration``, ``best_score`` and the training time as booster
+attributes. No pickle.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from ltr.errors import ConfigError, DataValidationError
+from ltr.io import atomic_path
+from ltr.rankers.base import Ranker, ranker_inputs, ranking_target
+
+MODEL_FILE = "model.json"
+EVAL_METRIC = "ndcg@10"
+OBJECTIVES = ("rank:ndcg", "rank:pairwise", "rank:map")
+PAIR_METHODS = ("topk", "mean")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and \
+        not isinstance(v, (bool, np.bool_))
+
+
+def _check_params(p: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` naming ``model.params.<key>`` for a bad value."""
+
+    def bad(key: str, want: str) -> ConfigError:
+        return ConfigError(f"model.params.{key}", f"must be {want}, got {p[key]!r}")
+
+    for key in ("n_estimators", "max_depth", "n_jobs"):
+        if not _is_int(p[key]) or p[key] < 1:
+            raise bad(key, "an integer >= 1")
+    if not _is_int(p["seed"]):
+        raise bad("seed", "an integer")
+    for key in ("early_stopping_rounds", "lambdarank_num_pair_per_sample"):
+        if p[key] is not None and (not _is_int(p[key]) or p[key] < 1):
+            raise bad(key, "null or an integer >= 1")
+    if not _is_number(p["learning_rate"]) or not p["learning_rate"] > 0:
+        raise bad("learning_rate", "a number > 0")
+    for key in ("subsample", "colsample_bytree"):
+        if not _is_number(p[key]) or not 0 < p[key] <= 1:
+            raise bad(key, "a number in (0, 1]")
+    for key in ("min_child_weight", "reg_lambda"):
+        if not _is_number(p[key]) or not p[key] >= 0:
+            raise bad(key, "a number >= 0")
+    for key in ("use_text", "unbiased"):
+        if not isinstance(p[key], (bool, np.bool_)):
+            raise bad(key, "true or false")
+    if p["objective"] not in OBJECTIVES:
+        raise bad("objective", f"one of {list(OBJECTIVES)}")
+    if p["lambdarank_pair_method"] not in PAIR_METHODS:
+        raise bad("lambdarank_pair_method", f"one of {list(PAIR_METHODS)}")
+
+
+class XGBoostRanker(Ranker):
+    """LambdaMART with XGBoost behind the common ranker interface (see the module
+    docstring).
+
+    Parameters (constructor keywords, all saved in ``ranker.json``), with defaults:
+    ``n_estimators=500`` (maximum boosting rounds), ``max_depth=6``,
+    ``learning_rate=0.05``, ``subsample=0.8``, ``colsample_bytree=0.8``,
+    ``min_child_weight=1.0``, ``reg_lambda=1.0``, ``early_stopping_rounds=50`` (``None``:
+    no early stopping, every round kept), ``use_text=True`` (append the query-product
+    cosine), ``seed=0``, ``n_jobs=2`` (threads), ``objective="rank:ndcg"``,
+    ``lambdarank_pair_method="topk"``, ``lambdarank_num_pair_per_sample=None`` (XGBoost's
+    default), ``unbiased=False`` (position-debiased LambdaMART).
+
+    Attributes after fitting or loading: ``booster_`` (``xgboost.Booster``),
+    ``best_iteration_`` (0-based index of the last tree used for scoring),
+    ``best_score_`` (validation NDCG@10 there, NaN without validation rows),
+    ``train_seconds_``.
+    """
+
+    kind = "xgboost"
+    DEFAULTS: dict[str, Any] = {
+        "n_estimators": 500, "max_depth": 6, "learning_rate": 0.05, "subsample": 0.8,
+        "colsample_bytree": 0.8, "min_child_weight": 1.0, "reg_lambda": 1.0,
+        "early_stopping_rounds": 50, "use_text": True, "seed": 0, "n_jobs": 2,
+        "objective": "rank:ndcg", "lambdarank_pair_method": "topk",
+        "lambdarank_num_pair_per_sample": None, "unbiased": False,
+    }
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.DEFAULTS)
+        if unknown:
+            raise ConfigError(f"model.params.{sorted(unknown)[0]}",
+                              f"unknown parameter for '{self.kind}'; known: "
+                              f"{sorted(self.DEFAULTS)}")
+        merged = {**self.DEFAULTS, **params}
+        _check_params(merged)
+        super().__init__(**merged)
+        self.booster_: xgb.Booster | None = None
+        self.best_iteration_: int = -1
+        self.best_score_ = float("nan")
+        self.train_seconds_ = float("nan")
+
+    # ------------------------------------------------------------------ rows
+    def _features(self, lists: Any, data: Any) -> np.ndarray:
+        """``[G, L, F + C]`` float32: numeric columns, then the categorical codes."""
+        numeric, categorical = ranker_inputs(lists, data, self.params["use_text"])
+        return np.concatenate([np.asarray(numeric, dtype=np.float32),
+                               np.asarray(categorical, dtype=np.float32)], axis=-1)
+
+    def _feature_types(self, lists: Any) -> list[str]:
+        """XGBoost feature types of :meth:`_features`: ``"q"`` numeric, ``"c"`` categorical."""
+        n_numeric = int(lists.numeric.shape[-1]) + int(bool(self.params["use_text"]))
+        return ["q"] * n_numeric + ["c"] * int(lists.categorical.shape[-1])
+
+    def _rows(self, lists: Any, data: Any, by_position: bool = False,
+              need_relevant: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(X [n, F + C], grade [n], qid [n])`` of the valid slots (mask & known grade):
+        one group per list, groups in list order, a list's rows in slot order.
+
+        ``by_position``: order a list's rows by logged position instead (unknown last);
+        ``need_relevant``: keep only lists with a slot of grade > 0.
+        """
+        y = ranking_target(lists)
+        valid = np.asarray(lists.mask, dtype=bool) & np.isfinite(y)
+        if need_relevant:
+            valid &= (np.nan_to_num(y) > 0).any(axis=1, keepdims=True)
+        g, j = np.nonzero(valid)  # row-major: lists in order, slots in order
+        if by_position and len(g):
+            pos = np.asarray(lists.position)[g, j].astype(np.int64)
+            key = np.where(pos > 0, pos, np.iinfo(np.int32).max + j)
+            order = np.lexsort((j, key, g))  # by list, then position, then slot
+            g, j = g[order], j[order]
+        x = self._features(lists, data)
+        return x[g, j], y[g, j], g
+
+    # ------------------------------------------------------------------ Ranker
+    def _estimator(self, feature_types: list[str], early_stopping: bool) -> xgb.XGBRanker:
+        p = self.params
+        extra = {}
+        if p["lambdarank_num_pair_per_sample"] is not None:
+            extra["lambdarank_num_pair_per_sample"] = p["lambdarank_num_pair_per_sample"]
+        return xgb.XGBRanker(
+            objective=p["objective"], n_estimators=p["n_estimators"],
+            max_depth=p["max_depth"], learning_rate=p["learning_rate"],
+            subsample=p["subsample"], colsample_bytree=p["colsample_bytree"],
+            min_child_weight=p["min_child_weight"], reg_lambda=p["reg_lambda"],
+            random_state=p["seed"], n_jobs=p["n_jobs"], tree_method="hist",
+            feature_types=feature_types, enable_categorical=True, eval_metric=EVAL_METRIC,
+            early_stopping_rounds=p["early_stopping_rounds"] if early_stopping else None,
+            lambdarank_pair_method=p["lambdarank_pair_method"],
+            lambdarank_unbiased=bool(p["unbiased"]), ndcg_exp_gain=True, **extra)
+
+    def _fit(self, data: Any) -> None:
+        p = self.params
+        if getattr(data, "train", None) is None:
+            raise ConfigError("data.stream_dir", "the xgboost ranker needs the training "
+                              "lists in memory; streamed training lists are not supported")
+        x, y, qid = self._rows(data.train, data, by_position=bool(p["unbiased"]))
+        if not len(y):
+            raise DataValidationError("data.train", "has no slot with a known relevance "
+                                      "grade: nothing to train on", column="relevance")
+        evals: list[tuple[np.ndarray, np.ndarray]] = []
+        eval_qid: list[np.ndarray] = []
+        if getattr(data, "valid", None) is not None:
+            xv, yv, qv = self._rows(data.valid, data, need_relevant=True)
+            if len(yv):
+                evals, eval_qid = [(xv, yv)], [qv]
+        stop = bool(evals) and p["early_stopping_rounds"] is not None
+        model = self._estimator(self._feature_types(data.train), early_stopping=stop)
+        t0 = time.perf_counter()
+        model.fit(x, y, qid=qid, eval_set=evals or None, eval_qid=eval_qid or None,
+                  verbose=False)
+        self.train_seconds_ = time.perf_counter() - t0
+        booster = model.get_booster()
+        if booster.attr("best_iteration") is None:  # no early stopping: every tree counts
+            booster.set_attr(best_iteration=str(booster.num_boosted_rounds() - 1))
+            if evals:
+                history = model.evals_result()["validation_0"][EVAL_METRIC]
+                booster.set_attr(best_score=repr(float(history[-1])))
+        booster.set_attr(ltr_train_seconds=repr(self.train_seconds_))
+        self._set_booster(booster)
+
+    def _set_booster(self, booster: xgb.Booster) -> None:
+        booster.set_param({"nthread": self.params["n_jobs"]})
+        self.booster_ = booster
+        self.best_iteration_ = int(booster.attr("best_iteration"))
+        score = booster.attr("best_score")
+        self.best_score_ = float(score) if score is not None else float("nan")
+        seconds = booster.attr("ltr_train_seconds")
+        self.train_seconds_ = float(seconds) if seconds is not None else float("nan")
+
+    def _score(self, lists: Any, data: Any) -> np.ndarray:
+        mask = np.asarray(lists.mask, dtype=bool)
+        out = np.zeros(mask.shape, dtype=np.float64)
+        g, j = np.nonzero(mask)
+        if not len(g):
+            return out
+        x = self._features(lists, data)
+        dm = xgb.DMatrix(x[g, j], feature_types=self._feature_types(lists),
+                         enable_categorical=True, nthread=self.params["n_jobs"])
+        out[g, j] = self.booster_.predict(dm, iteration_range=(0, self.best_iteration_ + 1))
+        return out
+
+    def _save_state(self, folder: Path) -> None:
+        # save_raw, not save_model(tmp): save_model picks the format from the file suffix,
+        # and the temporary file's suffix is not ".json"
+        with atomic_path(folder / MODEL_FILE) as tmp:
+            tmp.write_bytes(bytes(self.booster_.save_raw(raw_format="json")))
+
+    def _load_state(self, folder: Path) -> None:
+        path = folder / MODEL_FILE
+        if not path.exists():
+            raise DataValidationError(str(folder), f"has no {MODEL_FILE} (the XGBoost model)")
+        booster = xgb.Booster()
+        try:
+            booster.load_model(str(path))
+        except xgb.core.XGBoostError as exc:
+            raise DataValidationError(str(path), f"cannot be read as an XGBoost model: "
+                                      f"{exc}") from exc
+        if booster.attr("best_iteration") is None:
+            booster.set_attr(best_iteration=str(booster.num_boosted_rounds() - 1))
+        self._set_booster(booster)
