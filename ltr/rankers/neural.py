@@ -8,14 +8,19 @@ scores of a batch of lists are laid out ``[B, L]`` and the configured loss
 validation lists against the same target; the best epoch's weights are kept.
 Subclasses only say how to build their backbone (:meth:`NeuralRanker.build_backbone`).
 Weights are saved as safetensors.
+
+Baselines (end of this module, ``docs/rankers_neural.md``): :class:`DCNV2Ranker`
+(``dcnv2``), :class:`TabNetRanker` (``tabnet``) and :class:`FTTransformerRanker`
+(``ft_transformer``), each configured by an ``arch`` dict (:class:`ArchRanker`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import numpy as np
@@ -27,6 +32,13 @@ from ltr.errors import ConfigError
 from ltr.io import atomic_path, write_json
 from ltr.losses.registry import get_loss
 from ltr.metrics import ndcg
+from ltr.models.dcnv2 import DCNV2, check_dcnv2_arch
+from ltr.models.tabular_backbones import (
+    FTTransformerScorer,
+    TabNetScorer,
+    check_ft_transformer_arch,
+    check_tabnet_arch,
+)
 from ltr.rankers.base import Ranker, ranker_inputs, ranking_target
 
 
@@ -102,6 +114,7 @@ class NeuralRanker(Ranker):
         self.backbone_: nn.Module | None = None
         self.dims_: dict[str, Any] = {}
         self.train_seconds_ = float("nan")
+        self.best_score_ = float("nan")  # validation NDCG@10 of the kept weights
 
     def build_backbone(self, n_numeric: int, cardinalities: list[int],
                        arch: dict[str, Any]) -> nn.Module:
@@ -122,7 +135,11 @@ class NeuralRanker(Ranker):
         best: dict[str, Any] = {"score": -1.0, "state": None}
 
         class KeepBest(pl.Callback):
-            def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            # on_validation_end, not on_validation_epoch_end: callback epoch-end hooks run
+            # before the module's, which logs this epoch's val/ndcg@10
+            def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+                if trainer.sanity_checking:
+                    return
                 score = float(trainer.callback_metrics.get("val/ndcg@10", -1.0))
                 if score > best["score"]:
                     best["score"] = score
@@ -142,6 +159,7 @@ class NeuralRanker(Ranker):
         self.train_seconds_ = time.perf_counter() - t0
         if best["state"] is not None:
             self.backbone_.load_state_dict(best["state"])
+            self.best_score_ = best["score"]
         self.backbone_.eval()
 
     def _score(self, lists: Any, data: Any) -> np.ndarray:
@@ -158,8 +176,10 @@ class NeuralRanker(Ranker):
 
         write_json(self.dims_, folder / "dims.json")
         with atomic_path(folder / "weights.safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in self.backbone_.state_dict().items()},
-                      str(tmp))
+            # copies: tied weights (e.g. TabNet's shared GLU layers) share memory, which
+            # safetensors refuses; every key is still written and loads strictly
+            save_file({k: v.detach().clone(memory_format=torch.contiguous_format)
+                       for k, v in self.backbone_.state_dict().items()}, str(tmp))
 
     def _load_state(self, folder: Path) -> None:
         from safetensors.torch import load_file
@@ -170,3 +190,121 @@ class NeuralRanker(Ranker):
                                              dict(self.params["arch"]))
         self.backbone_.load_state_dict(load_file(str(folder / "weights.safetensors")))
         self.backbone_.eval()
+
+
+# ---------------------------------------------------------------------- baselines
+class ArchRanker(NeuralRanker):
+    """A :class:`NeuralRanker` whose backbone is configured by an ``arch`` dict.
+
+    ``ARCH`` holds the defaults; the ``arch`` parameter overrides some of them. Unknown
+    keys and bad values raise :class:`~ltr.errors.ConfigError` naming
+    ``model.params.arch.<key>`` when the ranker is constructed. The *complete* arch
+    (defaults filled in) is what is saved, so a saved ranker rebuilds the same network
+    even if the defaults change later.
+    """
+
+    ARCH: ClassVar[dict[str, Any]] = {}
+    BACKBONE: ClassVar[type[nn.Module]] = nn.Module  # called as BACKBONE(F, cards, **arch)
+    ARCH_KEY: ClassVar[str] = "model.params.arch"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.params["arch"] = self.resolve_arch(self.params["arch"])
+        self.check_arch(self.params["arch"])
+
+    @classmethod
+    def resolve_arch(cls, arch: Any) -> dict[str, Any]:
+        """``ARCH`` updated with ``arch`` (unknown keys refused)."""
+        if arch is None:
+            arch = {}
+        if not isinstance(arch, dict):
+            raise ConfigError(cls.ARCH_KEY, f"must be a mapping, got {arch!r}")
+        unknown = sorted(set(arch) - set(cls.ARCH))
+        if unknown:
+            raise ConfigError(f"{cls.ARCH_KEY}.{unknown[0]}", f"unknown architecture "
+                              f"parameter for '{cls.kind}'; known: {sorted(cls.ARCH)}")
+        return {**copy.deepcopy(cls.ARCH), **copy.deepcopy(arch)}
+
+    def check_arch(self, arch: dict[str, Any]) -> None:
+        """Validate a resolved arch (ConfigError naming the key)."""
+
+    def build_backbone(self, n_numeric: int, cardinalities: list[int],
+                       arch: dict[str, Any]) -> nn.Module:
+        return self.BACKBONE(n_numeric, cardinalities, **self.resolve_arch(arch),
+                             config_key=self.ARCH_KEY)
+
+
+class DCNV2Ranker(ArchRanker):
+    r"""DCN-V2 (:class:`ltr.models.dcnv2.DCNV2`) trained with ranking losses.
+
+    ``arch`` defaults (``ARCH``):
+
+    * ``n_cross`` = 2 — cross layers :math:`x_{l+1} = x_0 \odot (W_l x_l + b_l) + x_l`;
+    * ``rank`` = None — full-rank :math:`W_l`; an int ``r`` uses :math:`U_l V_l^\top`;
+    * ``deep`` = [32, 16] — deep MLP widths;
+    * ``structure`` = "stacked" — or "parallel";
+    * ``dropout`` = 0.0 — after each deep layer;
+    * ``emb_dim`` = None, ``max_emb_dim`` = 16 — categorical embedding widths.
+    """
+
+    kind = "dcnv2"
+    BACKBONE = DCNV2
+    ARCH: ClassVar[dict[str, Any]] = {"n_cross": 2, "rank": None, "deep": [32, 16],
+                                      "structure": "stacked", "dropout": 0.0,
+                                      "emb_dim": None, "max_emb_dim": 16}
+
+    def check_arch(self, arch: dict[str, Any]) -> None:
+        check_dcnv2_arch(**arch, config_key=self.ARCH_KEY)
+
+
+class TabNetRanker(ArchRanker):
+    """TabNet (pytorch-tabular's ``TabNetBackbone``, see
+    :class:`ltr.models.tabular_backbones.TabNetScorer`) trained with ranking losses.
+
+    ``arch`` defaults (``ARCH``): ``n_d`` = 8 and ``n_a`` = 8 (decision / attention
+    widths), ``n_steps`` = 3 (decision steps), ``gamma`` = 1.3 (mask relaxation, >= 1,
+    usually <= 2), ``n_independent`` = 1 and ``n_shared`` = 1 (GLU layers per step / shared),
+    ``virtual_batch_size`` = 128 (ghost batch norm rows; a batch of ``B`` lists has
+    ``B * L`` rows), ``mask_type`` = "sparsemax" (or "entmax"), ``emb_dim`` = None and
+    ``max_emb_dim`` = 16 (categorical embedding widths).
+    """
+
+    kind = "tabnet"
+    BACKBONE = TabNetScorer
+    ARCH: ClassVar[dict[str, Any]] = {"n_d": 8, "n_a": 8, "n_steps": 3, "gamma": 1.3,
+                                      "n_independent": 1, "n_shared": 1,
+                                      "virtual_batch_size": 128, "mask_type": "sparsemax",
+                                      "emb_dim": None, "max_emb_dim": 16}
+
+    def check_arch(self, arch: dict[str, Any]) -> None:
+        check_tabnet_arch(**arch, config_key=self.ARCH_KEY)
+
+
+class FTTransformerRanker(ArchRanker):
+    """FT-Transformer (pytorch-tabular's ``Embedding2dLayer`` + ``FTTransformerBackbone``,
+    see :class:`ltr.models.tabular_backbones.FTTransformerScorer`) trained with ranking
+    losses.
+
+    ``arch`` defaults (``ARCH``, pytorch-tabular's names): ``input_embed_dim`` = 16
+    (token width ``d``), ``num_heads`` = 2, ``num_attn_blocks`` = 2,
+    ``ff_hidden_multiplier`` = 2, ``transformer_activation`` = "GEGLU",
+    ``attn_dropout`` = 0.1, ``ff_dropout`` = 0.1, ``add_norm_dropout`` = 0.1,
+    ``embedding_dropout`` = 0.0, ``share_embedding_strategy`` = "fraction",
+    ``shared_embedding_fraction`` = 0.25, ``embedding_bias`` = True,
+    ``batch_norm_continuous_input`` = False.
+    """
+
+    kind = "ft_transformer"
+    BACKBONE = FTTransformerScorer
+    ARCH: ClassVar[dict[str, Any]] = {"input_embed_dim": 16, "num_heads": 2,
+                                      "num_attn_blocks": 2, "ff_hidden_multiplier": 2,
+                                      "transformer_activation": "GEGLU", "attn_dropout": 0.1,
+                                      "ff_dropout": 0.1, "add_norm_dropout": 0.1,
+                                      "embedding_dropout": 0.0,
+                                      "share_embedding_strategy": "fraction",
+                                      "shared_embedding_fraction": 0.25,
+                                      "embedding_bias": True,
+                                      "batch_norm_continuous_input": False}
+
+    def check_arch(self, arch: dict[str, Any]) -> None:
+        check_ft_transformer_arch(**arch, config_key=self.ARCH_KEY)
