@@ -54,3 +54,13 @@ class ConfigError(LtrError, ValueError):
     def __init__(self, key: str, problem: str) -> None:
         self.key = key
         super().__init__(f"config key '{key}': {problem}")
+
+
+def check_known_keys(values: object, known: object, prefix: str,
+                     what: str = "parameter") -> None:
+    """Raise :class:`ConfigError` naming ``<prefix>.<key>`` for the first key of
+    ``values`` that is not in ``known``."""
+    unknown = sorted(set(values) - set(known))  # type: ignore[arg-type]
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]}",
+                          f"unknown {what}; known: {sorted(known)}")  # type: ignore[type-var]

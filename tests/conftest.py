@@ -65,3 +65,14 @@ def tiny_log_dir(tmp_path_factory) -> Path:
     res.write(out)
     judged.to_parquet(out / "judgements.parquet", index=False)
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny tensors: OpenMP hand-offs cost more than they save on a busy 2-core runner."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

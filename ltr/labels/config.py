@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ltr.errors import ConfigError
+from ltr.errors import ConfigError, check_known_keys
 
 NORMALISATIONS = ("query_percentile", "global_percentile", "none")
 GRADING = ("quantiles", "thresholds")
@@ -90,11 +90,7 @@ class LabelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> LabelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"labels.{unknown[0]}",
-                              f"unknown parameter; known parameters: {sorted(known)}")
+        check_known_keys(values, {f.name for f in dataclasses.fields(cls)}, "labels")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ltr.errors import ConfigError
+from ltr.errors import ConfigError, check_known_keys
 from ltr.io import atomic_path, write_json
 from ltr.losses.registry import get_loss
 from ltr.metrics import ndcg
@@ -104,11 +104,7 @@ class NeuralRanker(Ranker):
                                 "use_text": True, "seed": 0, "arch": {}}
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.DEFAULTS)
-        if unknown:
-            raise ConfigError(f"model.params.{sorted(unknown)[0]}",
-                              f"unknown parameter for '{self.kind}'; known: "
-                              f"{sorted(self.DEFAULTS)}")
+        check_known_keys(params, self.DEFAULTS, "model.params", f"parameter for '{self.kind}'")
         super().__init__(**{**self.DEFAULTS, **params})
         get_loss(self.params["loss"], "model.params.loss")
         self.backbone_: nn.Module | None = None

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from ltr.errors import ConfigError, DataValidationError
+from ltr.errors import ConfigError, DataValidationError, check_known_keys
 from ltr.io import atomic_path
 from ltr.rankers.base import Ranker, ranker_inputs, ranking_target
 
@@ -132,11 +132,7 @@ class XGBoostRanker(Ranker):
     }
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.DEFAULTS)
-        if unknown:
-            raise ConfigError(f"model.params.{sorted(unknown)[0]}",
-                              f"unknown parameter for '{self.kind}'; known: "
-                              f"{sorted(self.DEFAULTS)}")
+        check_known_keys(params, self.DEFAULTS, "model.params", f"parameter for '{self.kind}'")
         merged = {**self.DEFAULTS, **params}
         _check_params(merged)
         super().__init__(**merged)

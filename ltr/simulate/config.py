@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ltr.errors import ConfigError
+from ltr.errors import ConfigError, check_known_keys
 
 
 @dataclass
@@ -102,11 +102,7 @@ class SimulationConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SimulationConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"simulate.{unknown[0]}",
-                              f"unknown parameter; known parameters: {sorted(known)}")
+        check_known_keys(values, {f.name for f in dataclasses.fields(cls)}, "simulate")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

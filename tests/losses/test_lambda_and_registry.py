@@ -12,16 +12,6 @@ from ltr.errors import ConfigError
 from ltr.losses import LOSSES, get_loss, lambda_ndcg, listnet, loss_options
 from ltr.losses.lambda_loss import current_ranks
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: OpenMP hand-offs cost more than they save on a busy 2-core runner
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # gains 2^y - 1 = [3, 2, 1, 0]: every adjacent pair differs by the same gain, so a swap at
 # the top and one at the bottom differ only in where they happen
 GRADED = torch.tensor([[math.log2(4), math.log2(3), 1.0, 0.0]])

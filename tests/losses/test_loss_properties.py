@@ -11,15 +11,6 @@ import torch
 
 from ltr.losses import LOSSES, REDUCTIONS, lambda_ndcg
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: OpenMP hand-offs cost more than they save on a busy 2-core runner
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 NAMES = sorted(LOSSES)
 LISTWISE = {"softmax_ce", "listnet", "lambda_ndcg"}
 NAN = float("nan")

@@ -15,15 +15,6 @@ import torch.nn.functional as F
 
 from ltr.losses import bce, lambda_ndcg, listnet, mse, softmax_ce
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: OpenMP hand-offs cost more than they save on a busy 2-core runner
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 LOG2_3 = math.log2(3)
 
 

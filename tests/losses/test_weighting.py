@@ -12,15 +12,6 @@ from ltr.errors import ConfigError
 from ltr.losses import FixedWeighting, TaskWeighting, UncertaintyWeighting
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: OpenMP hand-offs cost more than they save on a busy 2-core runner
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_fixed_weighting_total_and_weights() -> None:
     fw = FixedWeighting({"click": 1.0, "purchase": 3.0})
     assert isinstance(fw, TaskWeighting) and isinstance(fw, nn.Module)

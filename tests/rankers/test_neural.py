@@ -28,12 +28,6 @@ FAST = {
 NAMES = list(FAST)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_lists(n: int, rng: np.random.Generator, width: int = L) -> ListData:
