@@ -15,8 +15,9 @@ rankers: the derived relevance grade (``relevance`` label, 0..4) where known; sl
 without one are left out of the loss.
 
 **Folders.** ``save(folder)`` writes ``ranker.json`` (kind, format version, ltr version,
-parameters, input widths) plus the ranker's own state files (safetensors, XGBoost JSON;
-never pickle). ``load_ranker(folder)`` reads ``ranker.json`` and dispatches on the kind;
+parameters, input widths), ``preprocessor.json`` (the fitted feature preprocessing, to
+reuse at inference: :meth:`ltr.features.Preprocessor.from_dict`) and the ranker's own
+state files (safetensors, XGBoost JSON; never pickle). ``load_ranker(folder)`` reads ``ranker.json`` and dispatches on the kind;
 ``SomeRanker.load`` refuses a folder of another kind or format version.
 """
 
@@ -95,6 +96,7 @@ class Ranker(ABC):
         self.params = dict(params)
         self.fitted_ = False
         self.input_widths_: dict[str, int] = {}
+        self.preprocessor_: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ public API
     def fit(self, data: Any) -> Ranker:
@@ -102,6 +104,8 @@ class Ranker(ABC):
         self._fit(data)
         self.input_widths_ = {"numeric": int(data.preprocessor.numeric_width),
                               "categorical": len(data.preprocessor.cardinalities)}
+        to_dict = getattr(data.preprocessor, "to_dict", None)
+        self.preprocessor_ = to_dict() if to_dict is not None else None
         self.fitted_ = True
         return self
 
@@ -120,6 +124,8 @@ class Ranker(ABC):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self._save_state(folder)
+        if getattr(self, "preprocessor_", None) is not None:
+            write_json(self.preprocessor_, folder / "preprocessor.json")
         write_json({"kind": self.kind, "format_version": FORMAT_VERSION,
                     "ltr_version": __version__, "params": self.params,
                     "input_widths": self.input_widths_}, folder / MANIFEST)
@@ -136,6 +142,8 @@ class Ranker(ABC):
         target = cls if cls is not Ranker else ranker_class(manifest["kind"])
         ranker = target(**manifest["params"])
         ranker.input_widths_ = dict(manifest.get("input_widths", {}))
+        pre = folder / "preprocessor.json"
+        ranker.preprocessor_ = json.loads(pre.read_text()) if pre.exists() else None
         ranker._load_state(folder)
         ranker.fitted_ = True
         return ranker

@@ -21,6 +21,7 @@ Metrics (:mod:`ltr.metrics`), logged per epoch:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -133,6 +134,14 @@ class LtrModule(pl.LightningModule):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if self.use_text and self.text_branch is None and dm is not None:
             self.attach_text(dm.text_branch(self.hparams.trainable_layers))
+
+    def on_fit_start(self) -> None:
+        """Save the fitted preprocessing beside the logs (``preprocessor.json``): the same
+        transform must be applied at inference."""
+        dm = getattr(self.trainer, "datamodule", None)
+        folder = self.trainer.log_dir or self.trainer.default_root_dir
+        if dm is not None and hasattr(dm, "prepared") and folder and self.trainer.is_global_zero:
+            dm.prepared.preprocessor.save(Path(folder) / "preprocessor.json")
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -41,6 +41,10 @@ def test_fit_score_save_load_round_trip(name, params, data, tmp_path):
     assert np.isnan(scores[~data.pools.mask]).all() and np.isfinite(scores[data.pools.mask]).all()
     back = load_ranker(ranker.save(tmp_path / name))
     assert type(back) is type(ranker)
+    from ltr.features import Preprocessor
+
+    pre = Preprocessor.load(tmp_path / name / "preprocessor.json")
+    assert pre.to_dict() == data.preprocessor.to_dict()
     np.testing.assert_allclose(back.score(data.pools, data), scores, rtol=1e-6, atol=1e-6)
 
 

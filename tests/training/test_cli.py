@@ -47,6 +47,7 @@ def test_fit_test_predict_without_text(tmp_path, tiny_log_dir):
     assert ltr(["fit", "--config", str(cfg)]) == 0
     ckpt = tmp_path / "ckpt" / "best.ckpt"
     assert ckpt.exists()
+    assert next((tmp_path / "run").rglob("preprocessor.json")).stat().st_size > 0
     metrics = pd.read_csv(next((tmp_path / "run").rglob("metrics.csv")))
     assert metrics["val/ndcg@10"].notna().any()
     assert ltr(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
