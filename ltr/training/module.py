@@ -189,8 +189,14 @@ class LtrModule(pl.LightningModule):
         return total
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
-                                 weight_decay=self.hparams.weight_decay)
+        """AdamW; the learned task log-variances (uncertainty weighting) get no weight
+        decay, which would pull every task weight back towards 1."""
+        weighting = {id(p) for p in self.weighting.parameters()}
+        params = [p for p in self.parameters() if id(p) not in weighting]
+        groups = [{"params": params, "weight_decay": self.hparams.weight_decay}]
+        if weighting:
+            groups.append({"params": list(self.weighting.parameters()), "weight_decay": 0.0})
+        return torch.optim.AdamW(groups, lr=self.hparams.lr)
 
     # ------------------------------------------------------------------ evaluation
     def _accumulate(self, name: str, values: np.ndarray, included: np.ndarray) -> None:

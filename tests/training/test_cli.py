@@ -8,6 +8,7 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from ltr.cli import main as ltr
@@ -56,6 +57,14 @@ def test_fit_test_predict_without_text(tmp_path, tiny_log_dir):
     pred = pd.read_parquet(tmp_path / "pred.parquet")
     assert {"query", "product_id", "score", "click", "relevance"} <= set(pred.columns)
     assert pred["score"].notna().all() and len(pred) > 0
+
+
+def test_fit_with_learned_task_weights_and_listwise_losses(tmp_path, tiny_log_dir):
+    cfg = write_config(tmp_path, tiny_log_dir, None, task_weighting="uncertainty",
+                       losses={"click": "softmax_ce", "relevance": "listnet"})
+    assert ltr(["fit", "--config", str(cfg)]) == 0
+    ckpt = torch.load(tmp_path / "ckpt" / "best.ckpt", weights_only=False)
+    assert "weighting.log_vars" in ckpt["state_dict"]
 
 
 def test_fit_with_tiny_text_encoder_and_finetuned_top(tmp_path, tiny_log_dir):
