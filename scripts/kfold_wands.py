@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--max-epochs", type=int, default=8)
+    parser.add_argument("--only-fold", type=int, default=None,
+                        help="run just this fold (e.g. for slow variants)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "kfold_wands"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -98,7 +100,8 @@ def main() -> None:
 
     products = read_table(ROOT / "data_samples" / "wands" / "products.parquet")
     rows = []
-    for fold in range(args.folds):
+    folds = range(args.folds) if args.only_fold is None else [args.only_fold]
+    for fold in folds:
         t0 = time.perf_counter()
         dm = LtrDataModule(data_dir=str(ROOT / "data_samples" / "wands"), tasks=BASE["tasks"],
                            text=TEXT, folds=args.folds, fold=fold, seed=0)
