@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "label": ("ltr.labels.cli", "derive graded relevance labels from a log and text"),
     "benchmark": ("ltr.rankers.cli", "fit and compare every ranker on the same split"),
     "evaluate": ("ltr.evaluation.cli", "score predictions against labels and write a report"),
+    "sweep": ("ltr.sweep.cli", "run or resume an Optuna study over a ranker"),
 }
 
 

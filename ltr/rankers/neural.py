@@ -111,6 +111,8 @@ class NeuralRanker(Ranker):
         self.dims_: dict[str, Any] = {}
         self.train_seconds_ = float("nan")
         self.best_score_ = float("nan")  # validation NDCG@10 of the kept weights
+        # extra Lightning callbacks for the next fit (not saved), e.g. Optuna pruning
+        self.callbacks: list[pl.Callback] = []
 
     def build_backbone(self, n_numeric: int, cardinalities: list[int],
                        arch: dict[str, Any]) -> nn.Module:
@@ -147,7 +149,7 @@ class NeuralRanker(Ranker):
                              enable_progress_bar=False, enable_model_summary=False,
                              callbacks=[pl.callbacks.EarlyStopping("val/ndcg@10", mode="max",
                                                                    patience=p["patience"]),
-                                        KeepBest()])
+                                        KeepBest(), *self.callbacks])
         t0 = time.perf_counter()
         trainer.fit(module, DataLoader(TensorDataset(*train), batch_size=p["batch_size"],
                                        shuffle=True),

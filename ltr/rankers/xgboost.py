@@ -140,6 +140,9 @@ class XGBoostRanker(Ranker):
         self.best_iteration_: int = -1
         self.best_score_ = float("nan")
         self.train_seconds_ = float("nan")
+        # extra xgboost.callback.TrainingCallback objects for the next fit (not saved),
+        # e.g. Optuna pruning on "validation_0-ndcg@10"
+        self.callbacks: list[Any] = []
 
     # ------------------------------------------------------------------ rows
     def _features(self, lists: Any, data: Any) -> np.ndarray:
@@ -189,7 +192,8 @@ class XGBoostRanker(Ranker):
             feature_types=feature_types, enable_categorical=True, eval_metric=EVAL_METRIC,
             early_stopping_rounds=p["early_stopping_rounds"] if early_stopping else None,
             lambdarank_pair_method=p["lambdarank_pair_method"],
-            lambdarank_unbiased=bool(p["unbiased"]), ndcg_exp_gain=True, **extra)
+            lambdarank_unbiased=bool(p["unbiased"]), ndcg_exp_gain=True,
+            callbacks=list(self.callbacks) or None, **extra)
 
     def _fit(self, data: Any) -> None:
         p = self.params

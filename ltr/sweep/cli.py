@@ -1,0 +1,29 @@
+"""``ltr sweep --config configs/sweeps/<model>.yaml``: run or resume an Optuna study
+(see :mod:`ltr.sweep.study` and ``docs/sweeps.md``)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML (see configs/sweeps/)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set study.n_trials=50")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ltr.labels.cli import load_run_config
+    from ltr.sweep.study import TOP_KEYS, run_sweep
+
+    torch.set_num_threads(1)
+    raw = load_run_config(args.config, args.set, top_keys=TOP_KEYS,
+                          required=("model", "space"))
+    study = run_sweep(raw)
+    states: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    print(f"study '{study.study_name}': {len(study.trials)} trials {states}")
+    return 0

@@ -1,0 +1,367 @@
+"""Run or resume an Optuna study over one ranker, and export the best trial.
+
+* The data is prepared once per process (:class:`~ltr.training.datamodule.LtrDataModule`,
+  cached by its arguments); every trial fits ``make_ranker(model, fixed ∪ sampled)`` on it
+  and returns a validation metric (``study.metric``, default ``ndcg@10`` of
+  ``ranker.score(data.valid, data)`` against :func:`~ltr.rankers.base.ranking_target`).
+* Per-trial seed ``study.seed + trial.number`` (user attribute ``seed``), passed as the
+  ranker's ``seed`` unless ``fixed`` sets one. User attribute ``params`` holds the full
+  parameters; a trial that raises is recorded as FAIL with user attribute ``error``.
+* Pruning: XGBoost reports ``validation_0-ndcg@10`` per boosting round
+  (``optuna_integration.XGBoostPruningCallback``), the neural rankers (dcnv2, tabnet,
+  ft_transformer) ``val/ndcg@10`` per epoch (``PyTorchLightningPruningCallback``).
+  MMoE and the references are not pruned.
+* Storage: any SQLAlchemy URL (default ``sqlite:///<out>/study.db``), created or loaded
+  (``load_if_exists``). ``n_trials`` is the study's total: trials that are finished
+  (complete, pruned, failed) or running count, so a resumed or second worker runs only
+  what is left. Running trials of a dead worker stop counting once their heartbeat is
+  older than ``2 * study.heartbeat`` seconds (they are then marked failed).
+* Export (``out``): ``best.yaml`` (an ``ltr benchmark --config`` config of the best
+  trial), ``trials.csv``, ``history.png``, ``importances.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ltr.errors import ConfigError
+from ltr.sweep.space import Param, check_space, known_params, merge, nest, parse_space
+
+TOP_KEYS = {"data", "model", "fixed", "space", "study", "out"}
+STUDY_DEFAULTS: dict[str, Any] = {
+    "name": None, "storage": None, "direction": "maximize", "n_trials": 20,
+    "timeout": None, "metric": "ndcg@10", "seed": 0, "pruner": "median", "heartbeat": 10,
+}
+PRUNERS = ("median", "hyperband", "none")
+NEURAL = ("dcnv2", "tabnet", "ft_transformer")
+METRIC = re.compile(r"^(ndcg@\d+|engagement_ndcg@(5|10)|"
+                    r"(mrr@10_|auc_)(click|add_to_cart|purchase))$")
+
+_PREPARED: dict[str, Any] = {}
+
+
+@dataclass
+class SweepConfig:
+    """A validated sweep config (see ``docs/sweeps.md``)."""
+
+    data: dict[str, Any]
+    model: str
+    fixed: dict[str, Any]
+    params: list[Param]
+    study: dict[str, Any]
+    out: Path
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_config(raw: dict[str, Any]) -> SweepConfig:
+    """Check every key of a sweep config; nothing is fitted or prepared."""
+    unknown = sorted(set(raw) - TOP_KEYS)
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown key; known: {sorted(TOP_KEYS)}")
+    model = raw.get("model")
+    if not isinstance(model, str):
+        raise ConfigError("model", f"must be a ranker name, got {model!r}")
+    fixed = raw.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise ConfigError("fixed", "must be a mapping of ranker parameters")
+    data = raw.get("data") or {}
+    if not isinstance(data, dict):
+        raise ConfigError("data", "must be a mapping of LtrDataModule arguments")
+    params = parse_space(raw.get("space"))
+    for p in params:
+        if p.name in fixed:
+            raise ConfigError(f"space.{p.name}", "is also set under 'fixed'")
+    study = raw.get("study") or {}
+    if not isinstance(study, dict):
+        raise ConfigError("study", "must be a mapping")
+    bad = sorted(set(study) - set(STUDY_DEFAULTS))
+    if bad:
+        raise ConfigError(f"study.{bad[0]}", f"unknown key; known: {sorted(STUDY_DEFAULTS)}")
+    out = Path(raw.get("out") or f"runs/sweeps/{model}")
+    study = {**STUDY_DEFAULTS, **study}
+    study["name"] = study["name"] or f"{model}-sweep"
+    study["storage"] = study["storage"] or f"sqlite:///{out / 'study.db'}"
+    _check_study(study)
+    check_space(model, fixed, params)
+    return SweepConfig(data, model, fixed, params, study, out, raw)
+
+
+def _check_study(s: dict[str, Any]) -> None:
+    if s["direction"] not in ("maximize", "minimize"):
+        raise ConfigError("study.direction", f"must be maximize or minimize, got "
+                          f"{s['direction']!r}")
+    n = s["n_trials"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError("study.n_trials", f"must be an integer >= 1, got {n!r}")
+    t = s["timeout"]
+    if t is not None and (not isinstance(t, (int, float)) or t <= 0):
+        raise ConfigError("study.timeout", f"must be null or seconds > 0, got {t!r}")
+    if not isinstance(s["seed"], int) or isinstance(s["seed"], bool):
+        raise ConfigError("study.seed", f"must be an integer, got {s['seed']!r}")
+    if s["pruner"] not in PRUNERS:
+        raise ConfigError("study.pruner", f"must be one of {list(PRUNERS)}, got "
+                          f"{s['pruner']!r}")
+    if not isinstance(s["metric"], str) or not METRIC.match(s["metric"]):
+        raise ConfigError("study.metric", f"unknown metric {s['metric']!r}; use ndcg@<k>, "
+                          "engagement_ndcg@5/10, mrr@10_<task> or auc_<task>")
+    h = s["heartbeat"]
+    if not isinstance(h, (int, float)) or isinstance(h, bool) or h <= 0:
+        raise ConfigError("study.heartbeat", f"must be seconds > 0, got {h!r}")
+    if not isinstance(s["storage"], str) or "://" not in s["storage"]:
+        raise ConfigError("study.storage", f"must be an SQLAlchemy URL, got {s['storage']!r}")
+
+
+# ---------------------------------------------------------------------- study
+def storage(url: str, heartbeat: float = 10) -> Any:
+    """An :class:`optuna.storages.RDBStorage` with heartbeats (stale trials -> FAIL)."""
+    import warnings
+
+    import optuna
+
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        kwargs = {"connect_args": {"timeout": 60}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # heartbeats are an ExperimentalWarning
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs,
+                                          heartbeat_interval=int(max(1, heartbeat)),
+                                          grace_period=int(max(2, 2 * heartbeat)))
+
+
+def _pruner(name: str) -> Any:
+    import optuna
+
+    if name == "median":
+        # no pruning before 5 finished trials, nor in the first 3 reported steps (boosting
+        # rounds or epochs): the first rounds are too noisy to judge a trial by
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def open_study(cfg: SweepConfig) -> Any:
+    """Create the study or load it (resume)."""
+    import optuna
+
+    s = cfg.study
+    for attempt in range(5):  # two workers starting together race to create the tables
+        try:
+            store = storage(s["storage"], s["heartbeat"])
+            study = optuna.create_study(storage=store, study_name=s["name"],
+                                        direction=s["direction"], pruner=_pruner(s["pruner"]),
+                                        load_if_exists=True)
+            break
+        except Exception:
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+    if study.direction.name.lower() != s["direction"]:
+        raise ConfigError("study.direction", f"study '{s['name']}' in {s['storage']} was "
+                          f"created with {study.direction.name.lower()}")
+    done = len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(seed=s["seed"] + done)
+    return study
+
+
+def trials_left(study: Any, n_trials: int) -> int:
+    """``n_trials`` minus the trials that count (finished, running, waiting)."""
+    import warnings
+
+    from optuna.storages import fail_stale_trials
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExperimentalWarning
+        fail_stale_trials(study)
+    return n_trials - len(study.get_trials(deepcopy=False))
+
+
+def prepared(data_cfg: dict[str, Any]) -> Any:
+    """The prepared data of ``data_cfg``, once per process."""
+    key = json.dumps(data_cfg, sort_keys=True, default=str)
+    if key not in _PREPARED:
+        from ltr.training.datamodule import LtrDataModule
+
+        _PREPARED[key] = LtrDataModule(**data_cfg).prepared
+    return _PREPARED[key]
+
+
+def validation_metric(scores: np.ndarray, data: Any, metric: str) -> float:
+    """``metric`` of ``scores`` on ``data.valid`` (see :data:`METRIC`)."""
+    from ltr.metrics import ndcg
+    from ltr.rankers.base import ranking_target
+    from ltr.rankers.benchmark import evaluate_scores
+
+    lists = data.valid
+    if metric.startswith("ndcg@"):
+        y = ranking_target(lists)
+        valid = np.isfinite(y)
+        return float(ndcg(np.nan_to_num(scores), np.nan_to_num(y), valid,
+                          k=int(metric[5:])).mean)
+    values = evaluate_scores(scores, lists)
+    if metric not in values:
+        raise ConfigError("study.metric", f"{metric!r} cannot be computed on the validation "
+                          f"lists; available: {sorted(values)}")
+    return float(values[metric])
+
+
+def _pruning_callback(model: str, trial: Any) -> Any | None:
+    if model == "xgboost":
+        from optuna_integration import XGBoostPruningCallback
+
+        return XGBoostPruningCallback(trial, "validation_0-ndcg@10")
+    if model in NEURAL:
+        from optuna_integration import PyTorchLightningPruningCallback
+
+        return PyTorchLightningPruningCallback(trial, "val/ndcg@10")
+    return None
+
+
+def make_objective(cfg: SweepConfig, data: Any) -> Any:
+    """The trial function: sample, fit, score on the validation lists."""
+    import optuna
+
+    from ltr.rankers.base import make_ranker
+
+    takes_seed = "seed" in (known_params(cfg.model) or set())
+    pruning = cfg.study["pruner"] != "none"
+
+    def objective(trial: optuna.Trial) -> float:
+        seed = cfg.study["seed"] + trial.number
+        trial.set_user_attr("seed", seed)
+        try:
+            sampled = nest({p.name: p.suggest(trial) for p in cfg.params})
+            params = merge(cfg.fixed, sampled)
+            if takes_seed and "seed" not in params:
+                params["seed"] = seed
+            trial.set_user_attr("params", params)
+            ranker = make_ranker(cfg.model, params, "model")
+            callback = _pruning_callback(cfg.model, trial) if pruning else None
+            if callback is not None:
+                ranker.callbacks = [callback]
+            ranker.fit(data)
+            return validation_metric(ranker.score(data.valid, data), data,
+                                     cfg.study["metric"])
+        except optuna.TrialPruned:
+            raise
+        except BaseException as exc:
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+
+    return objective
+
+
+def run_sweep(raw: dict[str, Any], data: Any = None) -> Any:
+    """Run (or resume) the sweep of config ``raw``; export; return the study.
+
+    ``data``: already prepared data to use instead of preparing ``raw["data"]``.
+    """
+    import optuna
+
+    cfg = parse_config(raw)
+    study = open_study(cfg)
+    s = cfg.study
+    left = trials_left(study, s["n_trials"])
+    if left <= 0:
+        print(f"study '{s['name']}' already has {s['n_trials']} trials", flush=True)
+    else:
+        data = prepared(cfg.data) if data is None else data
+        objective = make_objective(cfg, data)
+        start = time.monotonic()
+        while trials_left(study, s["n_trials"]) > 0:
+            timeout = None
+            if s["timeout"] is not None:
+                timeout = s["timeout"] - (time.monotonic() - start)
+                if timeout <= 0:
+                    break
+            study.optimize(objective, n_trials=1, timeout=timeout, catch=(Exception,),
+                           gc_after_trial=True)
+            last = study.get_trials(deepcopy=False)[-1]
+            if last.state == optuna.trial.TrialState.FAIL:
+                print(f"trial {last.number} failed: {last.user_attrs.get('error')}",
+                      flush=True)
+    export(study, cfg)
+    return study
+
+
+# ---------------------------------------------------------------------- export
+def best_config(study: Any, cfg: SweepConfig) -> dict[str, Any] | None:
+    """An ``ltr benchmark`` config of the best trial (None without a completed trial)."""
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not done:
+        return None
+    best = study.best_trial
+    params = best.user_attrs.get("params") or merge(cfg.fixed, nest(best.params))
+    return {"data": cfg.data, "models": [{"name": cfg.model, "params": params}],
+            "out": str(cfg.out / "benchmark")}
+
+
+def export(study: Any, cfg: SweepConfig) -> dict[str, Path]:
+    """Write ``best.yaml``, ``trials.csv`` and the plots to ``cfg.out``; return paths."""
+    import yaml
+
+    from ltr.io import write_table, write_text
+
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    table = study.trials_dataframe()
+    if len(table):
+        paths["trials"] = write_table(table, cfg.out / "trials.csv")
+    best = best_config(study, cfg)
+    if best is None:
+        print("no completed trial: best.yaml not written", flush=True)
+    else:
+        head = (f"# best trial {study.best_trial.number} of study '{cfg.study['name']}': "
+                f"{cfg.study['metric']} = {study.best_value:.4f}\n"
+                f"# ltr benchmark --config {cfg.out / 'best.yaml'}\n")
+        paths["best"] = write_text(head + yaml.safe_dump(best, sort_keys=False),
+                                   cfg.out / "best.yaml")
+        print(f"best trial {study.best_trial.number}: {cfg.study['metric']}="
+              f"{study.best_value:.4f} -> {paths['best']}", flush=True)
+    paths.update(plot_study(study, cfg.out))
+    return paths
+
+
+def plot_study(study: Any, out: Path) -> dict[str, Path]:
+    """Optimisation history and parameter importances as PNG (skipped with a message
+    when there are too few completed trials)."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as ovm
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    paths: dict[str, Path] = {}
+    plots = [("history", ovm.plot_optimization_history, 1),
+             ("importances", ovm.plot_param_importances, 2)]
+    for name, fn, need in plots:
+        if len(done) < need:
+            print(f"{name}.png skipped: needs {need} completed trials, has {len(done)}",
+                  flush=True)
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ax = fn(study)
+            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            fig.tight_layout()
+            fig.savefig(out / f"{name}.png", dpi=110)
+            plt.close(fig)
+            paths[name] = out / f"{name}.png"
+        except Exception as exc:  # e.g. importances when no parameter varies
+            print(f"{name}.png skipped: {exc}", flush=True)
+    return paths
