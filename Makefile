@@ -31,8 +31,12 @@ lint: $(STAMP)
 sample: $(STAMP)
 	$(PY) scripts/make_sample_data.py
 
+# the speed and memory figures of the README (bench_text.py takes 10-20 minutes: run it alone)
 bench: $(STAMP)
 	$(PY) scripts/bench_simulate.py
+	$(PY) scripts/bench_metrics.py
+	$(PY) scripts/bench_labels.py
+	$(PY) scripts/bench_train.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs
