@@ -65,16 +65,21 @@ class ListData:
         return out
 
     def engagement(self) -> np.ndarray:
-        """Graded engagement per slot: 0 none, 1 click, 2 add-to-cart, 3 purchase (NaN
-        where clicks are unknown)."""
-        grade = np.zeros(self.mask.shape, dtype=np.float32)
-        known = np.zeros(self.mask.shape, dtype=bool)
-        for level, task in ((1, "click"), (2, "add_to_cart"), (3, "purchase")):
-            if task in self.labels:
-                y = self.labels[task]
-                known |= np.isfinite(y)
-                grade = np.where(np.nan_to_num(y) > 0, float(level), grade)
-        return np.where(known, grade, np.nan)
+        """Graded engagement per slot (see :func:`engagement_grade`)."""
+        return engagement_grade(self.labels, self.mask.shape)
+
+
+def engagement_grade(labels: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """0 none, 1 click, 2 add-to-cart, 3 purchase per slot; NaN where no behaviour label
+    is known (candidate pools). ``labels`` maps task names to ``[G, L]`` arrays."""
+    grade = np.zeros(shape, dtype=np.float32)
+    known = np.zeros(shape, dtype=bool)
+    for level, task in ((1, "click"), (2, "add_to_cart"), (3, "purchase")):
+        if task in labels:
+            y = labels[task]
+            known |= np.isfinite(y)
+            grade = np.where(np.nan_to_num(y) > 0, float(level), grade)
+    return np.where(known, grade, np.nan)
 
 
 def build_lists(rows: pd.DataFrame, group_col: str, pre: Preprocessor,

@@ -37,6 +37,7 @@ from ltr.metrics import mrr, ndcg
 from ltr.models.blocks import TabularEncoder
 from ltr.models.mmoe import MMoE
 from ltr.text.interactions import cosine
+from ltr.training.lists import engagement_grade
 
 DEFAULT_LOSSES = {"click": "bce", "add_to_cart": "bce", "purchase": "bce",
                   "relevance": "lambda_ndcg"}
@@ -216,14 +217,11 @@ class LtrModule(pl.LightningModule):
                 r = ndcg(score, np.nan_to_num(human), valid, k=10, gain=gain)
                 self._accumulate(f"{prefix}/ndcg@10_human{suffix}", r.values, r.included)
             return
-        target = np.zeros(mask.shape, dtype=np.float32)
-        known = np.zeros(mask.shape, dtype=bool)
-        for level, task in ((1, "click"), (2, "add_to_cart"), (3, "purchase")):
-            key = f"y_{task}"
-            if key in batch:
-                y = batch[key].cpu().numpy()
-                known |= np.isfinite(y)
-                target = np.where(np.nan_to_num(y) > 0, level, target)
+        labels = {t: batch[f"y_{t}"].cpu().numpy() for t in BINARY_TASKS
+                  if f"y_{t}" in batch}
+        target = engagement_grade(labels, mask.shape)
+        known = np.isfinite(target)
+        target = np.nan_to_num(target)
         if "y_relevance" in batch:  # candidate-pool lists: the derived relevance grade
             rel = batch["y_relevance"].cpu().numpy()
             pool = ~known.any(axis=1, keepdims=True)
