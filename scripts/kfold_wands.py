@@ -26,7 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ltr.labels.similarity import pair_similarity
+from ltr.markdown import markdown_table
 from ltr.metrics import ndcg
+from ltr.rankers.base import pair_cosine
 from ltr.rankers.bm25 import BM25
 from ltr.training.datamodule import LtrDataModule
 from ltr.training.experiment import fit_and_test
@@ -57,32 +60,26 @@ VARIANTS = {
 
 
 def references(dm: LtrDataModule, products: pd.DataFrame) -> dict[str, float]:
-    pools = dm.prepared.pools
+    """NDCG@10 of the no-training references on the fold's judged pools."""
+    data = dm.prepared
+    pools = data.pools
     human = np.nan_to_num(pools.labels["human"])
     valid = pools.mask & np.isfinite(pools.labels["human"])
-    enc = dm._encoder
-    names = products.set_index("product_id")["title"]
-    out = {}
-    queries = [dm.prepared.query_texts[i] for i in pools.query_text]
-    q = enc.encode_texts(queries).rows()
-    pids = pools.product_id
-    flat = [p for row, m in zip(pids, pools.mask, strict=True) for p, ok in zip(row, m, strict=True) if ok]
-    name_emb = enc.encode_texts(names.loc[flat].astype(str).tolist()).rows()
-    full = np.zeros(pools.mask.shape + (name_emb.shape[1],), dtype=np.float32)
-    full[pools.mask] = name_emb
-    for label, p_emb in (("cosine_name", full),
-                         ("cosine_name_class", dm.prepared.product_embeddings[pools.product_text])):
-        qn = q / np.linalg.norm(q, axis=1, keepdims=True)
-        pn = p_emb / np.maximum(np.linalg.norm(p_emb, axis=-1, keepdims=True), 1e-9)
-        cos = (pn * qn[:, None, :]).sum(-1)
-        for gain in ("exponential", "linear"):
-            out[f"{label}/ndcg@10_{gain}"] = float(ndcg(cos, human, valid, k=10, gain=gain).mean)
+    queries = np.array(data.query_texts, dtype=object)[pools.query_text]
+    slot_queries = np.broadcast_to(queries[:, None], pools.mask.shape)[pools.mask]
+    name_cos = np.zeros(pools.mask.shape)
+    name_cos[pools.mask] = pair_similarity(dm._encoder, products, slot_queries,
+                                           pools.product_id[pools.mask])  # title only
     bm25 = BM25(products["product_id"].tolist(), products["title"].astype(str).tolist())
-    scores = np.zeros(pools.mask.shape)
-    for g, qtext in enumerate(queries):
-        scores[g] = bm25.score(qtext, [p if p is not None else -1 for p in pids[g]])
-    for gain in ("exponential", "linear"):
-        out[f"bm25_name/ndcg@10_{gain}"] = float(ndcg(scores, human, valid, k=10, gain=gain).mean)
+    bm25_scores = np.stack([bm25.score(q, row.tolist()) for q, row in
+                            zip(queries, pools.product_id, strict=True)])
+    out = {}
+    for label, scores in (("cosine_name", name_cos),
+                          ("cosine_name_class", pair_cosine(pools, data)),
+                          ("bm25_name", bm25_scores)):
+        for gain in ("exponential", "linear"):
+            out[f"{label}/ndcg@10_{gain}"] = float(ndcg(scores, human, valid, k=10,
+                                                        gain=gain).mean)
     return out
 
 
@@ -140,7 +137,7 @@ def main() -> None:
     wide = table.assign(cell=table["mean"].map("{:.3f}".format) + " ± " +
                         table["std"].fillna(0).map("{:.3f}".format)) \
         .pivot(index="model", columns="metric", values="cell").fillna("")
-    md = wide.reset_index().to_markdown(index=False) if hasattr(wide, "to_markdown") else str(wide)
+    md = markdown_table(wide.reset_index())
     out.with_suffix(".md").write_text(f"# Query-level {args.folds}-fold results on the WANDS "
                                       f"sample\n\n`python scripts/kfold_wands.py`\n\n{md}\n")
     print(wide.to_string())

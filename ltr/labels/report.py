@@ -12,6 +12,7 @@ import pandas as pd
 
 from ltr.io import write_json, write_table, write_text
 from ltr.labels.pipeline import LabelResult
+from ltr.markdown import markdown_table
 from ltr.plotting import new_figure, save_figure
 
 SIGNALS = ["smoothed_ctr", "smoothed_cart_rate", "smoothed_purchase_rate", "similarity",
@@ -62,15 +63,6 @@ def plot_correlations(corr: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _md_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def write_label_run(result: LabelResult, out_dir: str | Path, *, run_config: dict[str, Any],
                     agreement: pd.DataFrame | None = None,
                     confusion: pd.DataFrame | None = None,
@@ -112,11 +104,11 @@ def write_label_run(result: LabelResult, out_dir: str | Path, *, run_config: dic
     md = ["# Label report", "",
           f"{len(labels):,} (query, product) pairs over {labels['query'].nunique()} queries.",
           "", "## Grades", "",
-          _md_table(labels["grade"].value_counts().sort_index().rename_axis("grade")
+          markdown_table(labels["grade"].value_counts().sort_index().rename_axis("grade")
                     .reset_index(name="pairs")),
           "", "![distribution](label_distribution.png)", "",
           "## Position bias", "", result.position_bias.note, "",
-          _md_table(pd.DataFrame({"position": list(curve)[:20],
+          markdown_table(pd.DataFrame({"position": list(curve)[:20],
                                   "examination": list(curve.values())[:20]})),
           "", "![propensity](propensity.png)", "",
           "## Signal correlations (Spearman)", "", "![correlations](signal_correlations.png)",
@@ -126,14 +118,14 @@ def write_label_run(result: LabelResult, out_dir: str | Path, *, run_config: dic
     if agreement is not None:
         paths["agreement_csv"] = write_table(agreement, rep / "agreement.csv")
         summary["agreement"] = agreement.to_dict("records")
-        md += ["## Agreement with human judgements", "", _md_table(agreement), "",
+        md += ["## Agreement with human judgements", "", markdown_table(agreement), "",
                "Weighted kappa: quadratic weights, derived scores cut to the human scale by "
                "quantile matching. NDCG@10: each query's judged pool ranked by the label score.",
                ""]
     if confusion is not None:
         paths["confusion_csv"] = write_table(confusion.reset_index(), rep / "confusion.csv")
         md += ["### Confusion (rows: derived grade, columns: human grade)", "",
-               _md_table(confusion.reset_index().astype(object)), ""]
+               markdown_table(confusion.reset_index().astype(object)), ""]
     if disagreements is not None:
         paths["disagreements"] = write_table(disagreements, rep / "disagreements.parquet")
         summary["disagreements"] = len(disagreements)
@@ -142,11 +134,11 @@ def write_label_run(result: LabelResult, out_dir: str | Path, *, run_config: dic
                "signal and the normalised similarity differ by more than the threshold "
                "(exported to `disagreements.parquet` for review).", ""]
         if disagreement_stats is not None:
-            md += [_md_table(disagreement_stats), ""]
+            md += [markdown_table(disagreement_stats), ""]
         if "top_category" in disagreements and len(disagreements):
             top = (disagreements.groupby(["direction", "top_category"]).size()
                    .rename("pairs").reset_index().sort_values("pairs", ascending=False).head(10))
-            md += ["Top categories among disagreements:", "", _md_table(top), ""]
+            md += ["Top categories among disagreements:", "", markdown_table(top), ""]
     paths["summary_json"] = write_json(summary, rep / "summary.json")
     paths["report_md"] = write_text("\n".join(md) + "\n", rep / "report.md")
     return paths

@@ -31,6 +31,7 @@ import pandas as pd
 
 from ltr.errors import ConfigError
 from ltr.io import write_table, write_text
+from ltr.markdown import markdown_table
 from ltr.metrics import group_auc, mrr, ndcg
 from ltr.rankers.base import make_ranker
 from ltr.training.lists import ListData
@@ -144,17 +145,12 @@ def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
 
 
 def _markdown(table: pd.DataFrame, config: dict[str, Any]) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in table.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
-                                       for v in r) + " |")
     data = config.get("data") or {}
     return ("# Ranker benchmark\n\n"
             f"data: `{data.get('data_dir')}`, folds={data.get('folds', 0)}, "
             f"fold={data.get('fold', 0)}; human_* columns: judged pools of the evaluation "
             "queries against human grades; other columns: test sessions.\n\n"
-            + "\n".join(lines) + "\n")
+            + markdown_table(table) + "\n")
 
 
 def _plot(table: pd.DataFrame, path: Path) -> None:

@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from ltr.metrics import ndcg
 from ltr.training.datamodule import DEFAULT_RATES, LtrDataModule
 from ltr.training.module import LtrModule
 
@@ -55,12 +53,3 @@ def fit_and_test(dm: LtrDataModule, model_kwargs: dict[str, Any], max_epochs: in
     merged.update({"train_seconds": seconds, "epochs": trainer.current_epoch,
                    "train_rows_per_s": rows / max(seconds, 1e-9)})
     return merged
-
-
-def pool_ndcg(dm: LtrDataModule, scores: np.ndarray, k: int = 10,
-              gain: str = "exponential") -> float:
-    """NDCG@k of ``scores`` ``[G, L]`` on the judged pools against human grades."""
-    pools = dm.prepared.pools
-    human = pools.labels["human"]
-    valid = pools.mask & np.isfinite(human)
-    return float(ndcg(scores, np.nan_to_num(human), valid, k=k, gain=gain).mean)
