@@ -91,12 +91,15 @@ class Ranker(ABC):
     ending in ``_``."""
 
     kind: ClassVar[str] = "base"
+    # what the single score was trained on (the per-task outputs of score_outputs)
+    output_names: ClassVar[tuple[str, ...]] = ("relevance",)
 
     def __init__(self, **params: Any) -> None:
         self.params = dict(params)
         self.fitted_ = False
         self.input_widths_: dict[str, int] = {}
         self.preprocessor_: dict[str, Any] | None = None
+        self.data_config_: dict[str, Any] = {}  # the data module arguments it was fitted on
 
     # ------------------------------------------------------------------ public API
     def fit(self, data: Any) -> Ranker:
@@ -106,6 +109,7 @@ class Ranker(ABC):
                               "categorical": len(data.preprocessor.cardinalities)}
         to_dict = getattr(data.preprocessor, "to_dict", None)
         self.preprocessor_ = to_dict() if to_dict is not None else None
+        self.data_config_ = _json_safe(getattr(data, "config", None) or {})
         self.fitted_ = True
         return self
 
@@ -115,6 +119,25 @@ class Ranker(ABC):
         self._check_inputs(lists)
         scores = np.asarray(self._score(lists, data), dtype=np.float64)
         return np.where(lists.mask, scores, np.nan)
+
+    def score_outputs(self, lists: Any, data: Any) -> dict[str, np.ndarray]:
+        """``{"score": [G, L], <output>: [G, L], ...}`` (NaN at padded slots): the ranking
+        score and each output it combines. Single-score rankers have one output, named by
+        :attr:`output_names` (what they were trained on); the MMoE has one per task."""
+        self._check_fitted("score")
+        self._check_inputs(lists)
+        outputs = self._score_outputs(lists, data)
+        return {k: np.where(lists.mask, np.asarray(v, dtype=np.float64), np.nan)
+                for k, v in outputs.items()}
+
+    def set_inference_threads(self, n: int) -> None:
+        """Threads the ranker's own library uses to score (torch's are process-wide and
+        set by the caller); a no-op for rankers without such a setting."""
+        return None
+
+    def _score_outputs(self, lists: Any, data: Any) -> dict[str, np.ndarray]:
+        score = self._score(lists, data)
+        return {"score": score, **{name: score for name in self.output_names}}
 
     def save(self, folder: str | Path) -> Path:
         """Write the ranker to ``folder`` (created); see the module docstring."""
@@ -128,7 +151,8 @@ class Ranker(ABC):
             write_json(self.preprocessor_, folder / "preprocessor.json")
         write_json({"kind": self.kind, "format_version": FORMAT_VERSION,
                     "ltr_version": __version__, "params": self.params,
-                    "input_widths": self.input_widths_}, folder / MANIFEST)
+                    "input_widths": self.input_widths_, "data": self.data_config_},
+                   folder / MANIFEST)
         return folder
 
     @classmethod
@@ -142,6 +166,7 @@ class Ranker(ABC):
         target = cls if cls is not Ranker else ranker_class(manifest["kind"])
         ranker = target(**manifest["params"])
         ranker.input_widths_ = dict(manifest.get("input_widths", {}))
+        ranker.data_config_ = dict(manifest.get("data") or {})
         pre = folder / "preprocessor.json"
         ranker.preprocessor_ = json.loads(pre.read_text()) if pre.exists() else None
         ranker._load_state(folder)
@@ -179,6 +204,11 @@ class Ranker(ABC):
 
     @abstractmethod
     def _load_state(self, folder: Path) -> None: ...
+
+
+def _json_safe(value: Any) -> Any:
+    """A plain-JSON copy (containers from config parsers become dicts and lists)."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -17,15 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from ltr.errors import ConfigError
+from ltr.errors import ConfigError, DataValidationError
 from ltr.io import atomic_path, write_json
 from ltr.rankers.base import Ranker
-from ltr.training.lists import ListDataset
 from ltr.training.module import LtrModule
-from ltr.training.text_branch import FrozenTextTables
 
+EVAL_BATCH = 256  # lists per forward pass when scoring
 TRAINER_KEYS = {"max_epochs": 8, "patience": 3, "batch_size": 64, "seed": 0,
                 "sampling": "diverse"}
 
@@ -50,12 +48,9 @@ class MMoERanker(Ranker):
     def _module_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.params.items() if k not in TRAINER_KEYS}
 
-    def _attach(self, data: Any) -> None:
-        if self.module_.use_text:
-            if data.query_embeddings is None:
-                raise ConfigError("data.text", "the MMoE uses text but the data has none")
-            self.module_.attach_text(FrozenTextTables(data.query_embeddings,
-                                                      data.product_embeddings))
+    @property
+    def output_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self.module_.tasks) if self.module_ is not None else ()
 
     def _fit(self, data: Any) -> None:
         from ltr.training.datamodule import LtrDataModule
@@ -72,13 +67,42 @@ class MMoERanker(Ranker):
         self.module_ = module.eval()
 
     def _score(self, lists: Any, data: Any) -> np.ndarray:
-        self._attach(data)
-        self.module_.eval()
-        out = []
+        return self._score_outputs(lists, data)["score"]
+
+    def _score_outputs(self, lists: Any, data: Any) -> dict[str, np.ndarray]:
+        """Score and task outputs, ``EVAL_BATCH`` lists at a time. Text embeddings go in
+        with each batch (looked up in ``data``'s tables), so the module is never changed
+        and concurrent calls are safe."""
+        module = self.module_
+        queries = products = None
+        if module.use_text:
+            if getattr(data, "query_embeddings", None) is None:
+                raise ConfigError("data.text", "the MMoE uses text but the data has none")
+            queries = torch.from_numpy(np.ascontiguousarray(data.query_embeddings, np.float32))
+            products = torch.from_numpy(np.ascontiguousarray(data.product_embeddings,
+                                                             np.float32))
+        parts: dict[str, list[np.ndarray]] = {}
         with torch.inference_mode():
-            for batch in DataLoader(ListDataset(lists), batch_size=256):
-                out.append(self.module_.predict_scores(batch)["score"].numpy())
-        return np.concatenate(out) if out else np.zeros(lists.mask.shape)
+            for start in range(0, len(lists), EVAL_BATCH):
+                rows = slice(start, start + EVAL_BATCH)
+                batch = {
+                    "numeric": torch.from_numpy(np.ascontiguousarray(lists.numeric[rows],
+                                                                     np.float32)),
+                    "categorical": torch.from_numpy(np.ascontiguousarray(
+                        lists.categorical[rows], np.int64)),
+                    "position": torch.from_numpy(np.ascontiguousarray(lists.position[rows],
+                                                                      np.int64)),
+                }
+                if queries is not None:
+                    batch["query_vec"] = queries[torch.from_numpy(
+                        np.asarray(lists.query_text[rows], np.int64))]
+                    batch["product_vec"] = products[torch.from_numpy(
+                        np.asarray(lists.product_text[rows], np.int64))]
+                for name, value in module.predict_scores(batch).items():
+                    parts.setdefault(name, []).append(value.float().numpy())
+        if not parts:
+            return {name: np.zeros(lists.mask.shape) for name in ("score", *module.tasks)}
+        return {name: np.concatenate(values) for name, values in parts.items()}
 
     def _save_state(self, folder: Path) -> None:
         from safetensors.torch import save_file
@@ -97,6 +121,53 @@ class MMoERanker(Ranker):
         self.module_ = LtrModule(**hp)
         self.module_.load_state_dict(load_file(str(folder / "weights.safetensors")), strict=True)
         self.module_.eval()
+
+
+def from_lightning_checkpoint(path: str | Path) -> MMoERanker:
+    """The MMoE of an ``ltr fit`` checkpoint (``.ckpt``) as a ranker: its hyper-parameters,
+    weights and data-module arguments (``data_config_``). Read with
+    ``torch.load(weights_only=True)``: tensors and plain values only, never code. The
+    preprocessing is not in the checkpoint; :func:`ltr.serving.export_package` rebuilds it
+    from the data arguments and checks it."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise DataValidationError(str(path), "does not exist") from exc
+    except Exception as exc:  # noqa: BLE001 - any unpickling or format error
+        raise DataValidationError(str(path), f"cannot be read as a Lightning checkpoint: "
+                                  f"{str(exc).splitlines()[0]}") from exc
+    for key in ("hyper_parameters", "state_dict"):
+        if key not in ckpt:
+            raise DataValidationError(str(path), f"is not a Lightning checkpoint of ltr fit "
+                                      f"(no '{key}')", column=key)
+    hp = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+    if hp.get("trainable_layers"):
+        raise ConfigError("model.trainable_layers", f"{path} fine-tunes the text encoder "
+                          f"({hp['trainable_layers']} layers); exporting fine-tuned encoders "
+                          "is not supported yet: export a frozen-encoder model")
+    module = LtrModule(**hp)
+    state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("text_branch.")}
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise DataValidationError(str(path), f"weights do not fit the model its "
+                                  f"hyper-parameters describe: {exc}") from exc
+    module.eval()
+    cls = MMoERanker if module.use_text else TabularMMoERanker
+    params = {k: v for k, v in hp.items() if k not in ("feature_dims", "use_text")}
+    ranker = cls(**params, use_text=module.use_text)
+    ranker.module_ = module
+    dims = hp["feature_dims"]
+    ranker.input_widths_ = {"numeric": int(dims["n_numeric"]),
+                            "categorical": len(dims["cardinalities"])}
+    from ltr.rankers.base import _json_safe
+
+    data = {k: v for k, v in (ckpt.get("datamodule_hyper_parameters") or {}).items()
+            if not k.startswith("_")}
+    ranker.data_config_ = _json_safe({**data, "tasks": list(module.tasks)})
+    ranker.fitted_ = True
+    return ranker
 
 
 class TabularMMoERanker(MMoERanker):

@@ -42,6 +42,14 @@ from ltr.models.tabular_backbones import (
 from ltr.rankers.base import Ranker, ranker_inputs, ranking_target
 
 
+def list_scores(backbone: nn.Module, numeric: torch.Tensor, categorical: torch.Tensor
+                ) -> torch.Tensor:
+    """``[B, L]`` scores: the backbone applied to every slot of ``[B, L, ...]`` inputs."""
+    b, l_ = numeric.shape[:2]
+    flat = backbone(numeric.reshape(b * l_, -1), categorical.reshape(b * l_, -1))
+    return flat.reshape(b, l_)
+
+
 class _ScoreModule(pl.LightningModule):
     def __init__(self, backbone: nn.Module, loss: str, lr: float, weight_decay: float) -> None:
         super().__init__()
@@ -51,9 +59,7 @@ class _ScoreModule(pl.LightningModule):
         self._val: list[float] = [0.0, 0.0]
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
-        b, l_ = numeric.shape[:2]
-        flat = self.backbone(numeric.reshape(b * l_, -1), categorical.reshape(b * l_, -1))
-        return flat.reshape(b, l_)
+        return list_scores(self.backbone, numeric, categorical)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         numeric, categorical, target = batch
@@ -82,11 +88,15 @@ class _ScoreModule(pl.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
-def _tensors(lists: Any, data: Any, use_text: bool) -> tuple[torch.Tensor, ...]:
+def _inputs(lists: Any, data: Any, use_text: bool) -> tuple[torch.Tensor, torch.Tensor]:
     numeric, categorical = ranker_inputs(lists, data, use_text)
     return (torch.from_numpy(np.ascontiguousarray(numeric, dtype=np.float32)),
-            torch.from_numpy(np.ascontiguousarray(categorical, dtype=np.int64)),
-            torch.from_numpy(ranking_target(lists)))
+            torch.from_numpy(np.ascontiguousarray(categorical, dtype=np.int64)))
+
+
+def _tensors(lists: Any, data: Any, use_text: bool) -> tuple[torch.Tensor, ...]:
+    """Inputs and the training target (:func:`ranking_target`)."""
+    return (*_inputs(lists, data, use_text), torch.from_numpy(ranking_target(lists)))
 
 
 class NeuralRanker(Ranker):
@@ -161,12 +171,12 @@ class NeuralRanker(Ranker):
         self.backbone_.eval()
 
     def _score(self, lists: Any, data: Any) -> np.ndarray:
-        numeric, categorical, _ = _tensors(lists, data, self.params["use_text"])
-        module = _ScoreModule(self.backbone_, self.params["loss"], 0.0, 0.0).eval()
+        numeric, categorical = _inputs(lists, data, self.params["use_text"])
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode():  # the backbone is in eval mode since fit / load
             for i in range(0, len(numeric), 256):
-                out.append(module(numeric[i:i + 256], categorical[i:i + 256]).numpy())
+                out.append(list_scores(self.backbone_, numeric[i:i + 256],
+                                       categorical[i:i + 256]).numpy())
         return np.concatenate(out) if out else np.zeros(lists.mask.shape)
 
     def _save_state(self, folder: Path) -> None:

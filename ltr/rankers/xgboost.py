@@ -234,6 +234,13 @@ class XGBoostRanker(Ranker):
         seconds = booster.attr("ltr_train_seconds")
         self.train_seconds_ = float(seconds) if seconds is not None else float("nan")
 
+    def set_inference_threads(self, n: int) -> None:
+        """XGBoost's OpenMP threads for scoring (``n_jobs``); 1 suits per-request scoring
+        of ~100 rows, and avoids contending with torch's threads in the same process."""
+        self.params["n_jobs"] = int(n)
+        if self.booster_ is not None:
+            self.booster_.set_param({"nthread": int(n)})
+
     def _score(self, lists: Any, data: Any) -> np.ndarray:
         mask = np.asarray(lists.mask, dtype=bool)
         out = np.zeros(mask.shape, dtype=np.float64)

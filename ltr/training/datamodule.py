@@ -117,6 +117,8 @@ class LtrDataModule(pl.LightningDataModule):
                                      history_dropout=hp.history_dropout,
                                      valid_query_share=hp.valid_query_share,
                                      stream_dir=hp.stream_dir)
+            self._prepared.config = {"tasks": list(self.tasks),
+                                     **{k: v for k, v in dict(hp).items() if k != "tasks"}}
         return self._prepared
 
     @property

@@ -33,6 +33,7 @@ class ListData:
     mask: np.ndarray  # [G, L] bool
     product_id: np.ndarray  # [G, L] product ids (object), None where padded
     labels: dict[str, np.ndarray] = field(default_factory=dict)  # task -> [G, L] float32
+    customer_id: np.ndarray | None = None  # [G] the list's customer (None: anonymous/unknown)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -45,7 +46,9 @@ class ListData:
                         categorical=self.categorical[idx, w], query_text=self.query_text[idx],
                         product_text=self.product_text[idx, w], position=self.position[idx, w],
                         mask=self.mask[idx, w], product_id=self.product_id[idx, w],
-                        labels={k: v[idx, w] for k, v in self.labels.items()})
+                        labels={k: v[idx, w] for k, v in self.labels.items()},
+                        customer_id=None if self.customer_id is None
+                        else self.customer_id[idx])
 
     @property
     def list_size(self) -> int:
@@ -114,7 +117,16 @@ def build_lists(rows: pd.DataFrame, group_col: str, pre: Preprocessor,
         mask=groups.mask,
         product_id=groups.gather(rows["product_id"].to_numpy().astype(object), fill=None),
         labels=labels,
+        customer_id=_customers(rows, first),
     )
+
+
+def _customers(rows: pd.DataFrame, first: np.ndarray) -> np.ndarray | None:
+    """``[G]`` customer id of each list (its first row), None where missing."""
+    if "customer_id" not in rows:
+        return None
+    ids = rows["customer_id"].to_numpy(dtype=object)[first]
+    return np.array([None if pd.isna(v) else v for v in ids], dtype=object)
 
 
 class ListDataset(Dataset):

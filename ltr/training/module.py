@@ -146,11 +146,17 @@ class LtrModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Task outputs ``{task: [B, L]}``. Text comes from the attached branch via
+        ``query_text``/``product_text`` indices, or directly as ``query_vec`` ``[B, d]`` and
+        ``product_vec`` ``[B, L, d]`` (no module state involved: safe across threads)."""
         x = self.tabular(batch["numeric"], batch["categorical"])
         if self.use_text:
-            if self.text_branch is None:
+            if "query_vec" in batch:  # embeddings given with the batch (ranking services)
+                q, p = batch["query_vec"], batch["product_vec"]
+            elif self.text_branch is None:
                 raise RuntimeError("text features are on but no text branch is attached")
-            q, p = self.text_branch(batch["query_text"], batch["product_text"])
+            else:
+                q, p = self.text_branch(batch["query_text"], batch["product_text"])
             q = q.unsqueeze(1).expand_as(p)
             t = self.interaction(q, p)
             x = torch.cat([x, self.text_proj(t) if self.text_proj is not None else t], dim=-1)

@@ -58,6 +58,12 @@ class PreparedData:
     train_stream: Any = None  # ParquetListStream when stream_dir is set
     query_index: dict[str, int] = field(default_factory=dict)
     product_index: dict[object, int] = field(default_factory=dict)
+    # what inference needs to rebuild a row's features (model packages, ltr.serving)
+    products: pd.DataFrame | None = None  # the whole catalog of the log folder
+    customers: pd.DataFrame | None = None
+    history: tuple[pd.DataFrame, pd.DataFrame] | None = None  # (pair, product) features
+    text: dict[str, Any] | None = None  # the data.text settings (None: no text)
+    config: dict[str, Any] = field(default_factory=dict)  # data-module arguments, if known
 
 
 def join_rows(rows: pd.DataFrame, log: SearchLog, hist: tuple[pd.DataFrame, pd.DataFrame],
@@ -318,6 +324,8 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
         test=lists(joined["test"], "session_id", "test rows"),
         pools=None, held_out_queries=sorted(held_out), train_stream=stream,
         query_index=q_index, product_index=p_index,
+        products=log.products, customers=log.customers, history=hist,
+        text=None if text is None else dict(text),
     )
     if pools_rows is not None and len(pools_rows):
         out.pools = build_lists(pools_rows, "query", pre, q_index, p_index, tasks,
