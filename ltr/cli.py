@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("ltr.rankers.cli", "fit and compare every ranker on the same split"),
     "evaluate": ("ltr.evaluation.cli", "score predictions against labels and write a report"),
     "sweep": ("ltr.sweep.cli", "run or resume an Optuna study over a ranker"),
+    "export": ("ltr.serving.export_cli", "write a trained model as a self-contained package"),
+    "serve": ("ltr.serving.http", "serve a model package over HTTP (/rank, /health)"),
 }
 
 

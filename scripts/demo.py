@@ -53,6 +53,27 @@ def cosine_predictions(pred: pd.DataFrame, out: Path) -> Path:
     return out
 
 
+def rank_with_package(package: Path, pred: pd.DataFrame) -> None:
+    """What a ranking service does: load the package, rank one held-out query's
+    candidates for a known customer, plus a product the catalog has never seen."""
+    from ltr.serving import RankingService
+
+    print("\n== 7. rank a request with the package (ltr.serving.RankingService)", flush=True)
+    service = RankingService(package)
+    query = sorted(pred["query"].unique())[0]
+    candidates = pred.loc[pred["query"] == query, "product_id"].tolist()[:30]
+    new = {"product_id": "new-1", "title": f"{query} (new arrival)"}
+    customer = service.assembler.customers.columns["customer_id"][0]
+    t0 = time.perf_counter()
+    ranking = service.rank(query, [*candidates, new], customer=customer, top_k=5)
+    ms = 1000 * (time.perf_counter() - t0)
+    print(f"query {query!r}, {len(candidates) + 1} candidates, customer {customer}: "
+          f"top 5 in {ms:.1f} ms")
+    for item in ranking.products:
+        tasks = ", ".join(f"{k}={v:.2f}" for k, v in item.outputs.items())
+        print(f"  {str(item.product_id):>8}  score={item.score:.3f}  ({tasks})")
+
+
 def main() -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
     step("1. the bundled sample log", ["summary", "--data", str(SAMPLE)])
@@ -90,8 +111,12 @@ def main() -> None:
          ["evaluate", "--labels", str(labels_path), "--group-col", "query",
           "--predictions", f"mmoe={pred_path}", "--predictions", f"cosine={cos_path}",
           "--baseline", "cosine", "--gain", "linear", "--out", str(RUNS / "report")])
+    package = RUNS / "package"
+    step("6. export the trained model as a package for ranking services",
+         ["export", "--checkpoint", str(best), "--out", str(package), "--overwrite"])
+    rank_with_package(package, pred)
     print(f"\nreports: {RUNS / 'labels' / 'report' / 'report.md'}, "
-          f"{RUNS / 'report'}")
+          f"{RUNS / 'report'}; model package: {package}")
 
 
 if __name__ == "__main__":

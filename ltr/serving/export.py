@@ -1,0 +1,381 @@
+"""``ltr export``: a trained model -> a self-contained, verifiable model package.
+
+Input (``checkpoint``): a saved ranker folder (``ranker.json``; ``ltr benchmark`` and
+``ltr sweep`` write them, any :class:`~ltr.rankers.base.Ranker` ``save`` does) or a
+Lightning checkpoint of ``ltr fit`` (``.ckpt``). The data the model was trained on is
+prepared again from its recorded data-module arguments (or ``config``'s ``data``
+section), and the rebuilt preprocessing must equal the one saved with the model.
+
+Package layout::
+
+    manifest.json                 kind, outputs, versions, source, SHA-256 of every file
+    model/                        ranker.json, preprocessor.json, weights (safetensors or
+                                  XGBoost JSON)
+    features.json                 where each input column comes from (Schema)
+    data.json                     the data-module arguments used in training
+    catalog/products.parquet      the catalog columns the features and texts need
+    catalog/product_embeddings.safetensors   one row per catalog product
+    customers.parquet             customer columns (leave out with include_customers=False)
+    history/pairs.parquet         (query, product) history features
+    history/products.parquet      product history features
+    text/text.json                encoder settings, fingerprint, weights reference
+    text/encoder/                 copied encoder (safetensors + tokenizer files), if copied
+    text/queries.parquet, text/query_embeddings.safetensors   every training-data query
+    metrics.json                  evaluation of the model on its test split, and the
+                                  parity check of the package against it
+
+Before the package is moved into place it is loaded like a service would load it and
+scores up to ``parity_lists`` judged pools and test sessions through ``rank_batch``;
+every score must equal the in-training score (``|diff| <= PARITY_TOL``) or nothing is
+written. The package is built in a temporary folder beside ``out`` and renamed into place,
+so a failed export leaves no half-written package and an existing one untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ltr.errors import ConfigError, DataValidationError, LtrError
+from ltr.io import write_json, write_table
+from ltr.serving import service as layout
+from ltr.serving.features import Schema
+from ltr.serving.manifest import write_manifest
+from ltr.serving.requests import RankRequest
+
+PARITY_TOL = 1e-4
+TITLE = "title"
+
+
+class ParityError(LtrError):
+    """The package does not reproduce the in-training scores."""
+
+
+# ---------------------------------------------------------------------- inputs
+def load_trained(checkpoint: str | Path):
+    """A fitted ranker from a ranker folder or an ``ltr fit`` checkpoint."""
+    from ltr.rankers.base import MANIFEST as RANKER_MANIFEST
+    from ltr.rankers.base import load_ranker
+
+    path = Path(checkpoint)
+    if path.is_dir():
+        if not (path / RANKER_MANIFEST).exists():
+            ckpts = sorted(path.rglob("*.ckpt"))
+            hint = f"; it holds checkpoints, e.g. {ckpts[0]}" if ckpts else ""
+            raise DataValidationError(str(path), f"is not a saved ranker (no "
+                                      f"{RANKER_MANIFEST}){hint}")
+        return load_ranker(path)
+    if path.suffix == ".ckpt" or path.is_file():
+        from ltr.rankers.mmoe import from_lightning_checkpoint
+
+        return from_lightning_checkpoint(path)
+    raise DataValidationError(str(path), "does not exist")
+
+
+def data_arguments(ranker, config: str | Path | None, data_dir: str | None) -> dict[str, Any]:
+    """The data-module arguments to rebuild the training data with."""
+    if config is not None:
+        from omegaconf import OmegaConf
+
+        try:
+            raw = OmegaConf.to_container(OmegaConf.load(str(config)), resolve=True)
+        except Exception as exc:  # noqa: BLE001 - yaml errors
+            raise DataValidationError(str(config), f"cannot be read as YAML: {exc}") from exc
+        if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+            raise ConfigError("data", f"{config} has no 'data' section")
+        args = dict(raw["data"])
+        args = dict(args.get("init_args", args))
+    else:
+        args = dict(ranker.data_config_ or {})
+    if not args:
+        raise ConfigError("--config", "the model was saved without its data settings; pass "
+                          "--config with the 'data' section it was trained with")
+    if data_dir is not None:
+        args["data_dir"] = str(data_dir)
+    if "tasks" not in args or not args["tasks"]:
+        tasks = getattr(getattr(ranker, "module_", None), "tasks", None)
+        args["tasks"] = list(tasks) if tasks else ["click", "add_to_cart", "purchase",
+                                                    "relevance"]
+    args["stream_dir"] = None  # the package needs no streamed training rows
+    return args
+
+
+def prepared_data(args: dict[str, Any]):
+    from ltr.training.datamodule import LtrDataModule
+
+    try:
+        dm = LtrDataModule(**args)
+    except TypeError as exc:
+        raise ConfigError("data", f"bad data-module arguments: {exc}") from exc
+    return dm, dm.prepared
+
+
+def _check_preprocessor(saved: dict[str, Any] | None, rebuilt: dict[str, Any]) -> None:
+    if saved is None:
+        return
+    for key in ("spec", "indicators", "vocabularies", "means", "stds"):
+        a, b = saved.get(key), rebuilt.get(key)
+        if key in ("means", "stds") and isinstance(a, dict) and isinstance(b, dict):
+            same = a.keys() == b.keys() and all(np.isclose(a[k], b[k], rtol=1e-9, atol=1e-12)
+                                                for k in a)
+        else:
+            same = a == b
+        if not same:
+            raise DataValidationError("preprocessor.json", f"the data settings do not rebuild "
+                                      f"the preprocessing the model was trained with ('{key}' "
+                                      "differs): was the data folder or its config changed?",
+                                      column=key)
+
+
+# ---------------------------------------------------------------------- schema
+def build_schema(data, text_fields: list[str], separator: str) -> Schema:
+    pre = data.preprocessor
+    spec = pre.spec
+    from ltr.features.derived import DERIVED
+
+    needed = list(dict.fromkeys([*spec.numeric, *spec.categorical,
+                                 *(c for d in spec.derived for c in DERIVED[d].needs)]))
+    pair_cols = [c for c in data.history[0].columns if c not in ("query", "product_id")]
+    prod_hist_cols = [c for c in data.history[1].columns if c != "product_id"]
+    products, customers = data.products, data.customers
+    product_cols, customer_cols = [], []
+    for col in needed:
+        if col in products.columns:
+            product_cols.append(col)
+        elif col in customers.columns:
+            customer_cols.append(col)
+        elif col not in pair_cols and col not in prod_hist_cols:
+            raise ConfigError("data.features", f"feature column '{col}' is neither a product, "
+                              "customer nor history column (impression-level features cannot "
+                              "be served yet)")
+    numeric = [c for c in needed if c in spec.numeric or c == "price"]
+    numeric += [c for c in [*pair_cols, *prod_hist_cols] if c not in numeric]
+    for frame, cols in ((products, product_cols), (customers, customer_cols)):
+        for col in cols:
+            if col not in numeric and pd.api.types.is_float_dtype(frame[col]) \
+                    and col not in spec.categorical:
+                numeric.append(col)
+    return Schema(tasks=list(data.tasks), product_columns=["product_id", *product_cols],
+                  customer_columns=["customer_id", *customer_cols],
+                  pair_history_columns=pair_cols, product_history_columns=prod_hist_cols,
+                  numeric_columns=numeric, text_fields=text_fields, text_separator=separator,
+                  title_column=TITLE)
+
+
+def _uses_embeddings(ranker) -> bool:
+    if ranker.kind == "bm25":
+        return False
+    if ranker.kind == "cosine":
+        return True
+    return bool(ranker.params.get("use_text", False))
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    from ltr import __version__
+
+    out = {"ltr": __version__, "python": platform.python_version()}
+    for dist in ("torch", "numpy", "pandas", "pyarrow", "safetensors", "transformers",
+                 "xgboost", "xgboost-cpu", "lightning", "pytorch-tabular"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def _write_embeddings(matrix: np.ndarray, path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"embeddings": np.ascontiguousarray(matrix, dtype=np.float32)}, str(path))
+
+
+# ---------------------------------------------------------------------- parity
+def parity_requests(lists, data, max_lists: int) -> tuple[list[RankRequest], list[int]]:
+    """One request per list (its query, its products, its customer) for the first
+    ``max_lists`` lists."""
+    reqs, index = [], []
+    for g in range(min(len(lists), max_lists)):
+        mask = lists.mask[g]
+        if not mask.any():
+            continue
+        customer = None if lists.customer_id is None else lists.customer_id[g]
+        reqs.append(RankRequest(data.query_texts[int(lists.query_text[g])],
+                                lists.product_id[g][mask].tolist(), customer))
+        index.append(g)
+    return reqs, index
+
+
+def check_parity(ranker, data, service, max_lists: int = 200,
+                 tol: float = PARITY_TOL) -> dict[str, Any]:
+    """Score lists in training (``ranker.score_outputs(lists, data)``) and through the
+    package (``service.rank_batch``); return the largest differences or raise."""
+    report: dict[str, Any] = {"tolerance": tol}
+    for name in ("pools", "test"):
+        lists = getattr(data, name, None)
+        if lists is None or not len(lists):
+            continue
+        reqs, index = parity_requests(lists, data, max_lists)
+        if not reqs:
+            continue
+        subset = lists.subset(index)
+        expected = ranker.score_outputs(subset, data)
+        batch, got = service.score_requests(reqs)
+        worst = 0.0
+        for key, exp in expected.items():  # valid slots are left-aligned, row-major order
+            diff = np.abs(got[key][batch.lists.mask] - exp[subset.mask])
+            worst = max(worst, float(diff.max()) if diff.size else 0.0)
+        report[name] = {"lists": len(reqs), "rows": int(sum(len(r.products) for r in reqs)),
+                        "max_abs_diff": worst}
+        if not worst <= tol:
+            raise ParityError(f"package scores differ from the in-training scores on {name} "
+                              f"lists by up to {worst:.3g} (> {tol}); the package was not "
+                              "written")
+    return report
+
+
+def evaluation(ranker, data) -> dict[str, Any]:
+    from ltr.rankers.benchmark import evaluate_scores, human_scores
+
+    out: dict[str, Any] = {}
+    if data.test is not None and len(data.test):
+        out["test_sessions"] = evaluate_scores(ranker.score(data.test, data), data.test)
+    if data.pools is not None and len(data.pools):
+        out["judged_pools"] = human_scores(ranker.score(data.pools, data), data.pools)
+    out["split"] = {"held_out_queries": len(data.held_out_queries),
+                    "test_lists": len(data.test), "pool_lists":
+                    0 if data.pools is None else len(data.pools)}
+    return out
+
+
+# ---------------------------------------------------------------------- export
+def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Path | None = None,
+                   data_dir: str | None = None, overwrite: bool = False,
+                   copy_encoder: bool = False, include_customers: bool = True,
+                   parity_lists: int = 200, log=print) -> Path:
+    """Write the model package of ``checkpoint`` to ``out`` (see the module docstring)."""
+    from ltr.serving.service import RankingService
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError("--out", f"{out} already exists; pass --overwrite to replace it")
+    ranker = load_trained(checkpoint)
+    args = data_arguments(ranker, config, data_dir)
+    log(f"preparing the training data again ({args.get('data_dir')})")
+    dm, data = prepared_data(args)
+    _check_preprocessor(ranker.preprocessor_, data.preprocessor.to_dict())
+    if ranker.preprocessor_ is None:
+        ranker.preprocessor_ = data.preprocessor.to_dict()
+    ranker.data_config_ = ranker.data_config_ or dict(args)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        _write_contents(tmp, ranker, data, dm, args, copy_encoder, include_customers)
+        info = {
+            "kind": ranker.kind, "outputs": list(ranker.output_names),
+            "tasks": list(data.tasks),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "versions": _versions(),
+            "source": {"checkpoint": str(checkpoint), "data_dir": args.get("data_dir")},
+            "summary": {"catalog_products": int(len(data.products)),
+                        "known_queries": len(data.query_texts),
+                        "customers": int(len(data.customers)) if include_customers else 0,
+                        "text": _uses_embeddings(ranker) or ranker.kind == "bm25"},
+        }
+        _normal_permissions(tmp)
+        write_manifest(tmp, info)  # provisional: lets the service load the folder
+        log("checking the package against the in-training scores")
+        service = RankingService(tmp, verify=False)
+        parity = check_parity(ranker, data, service, parity_lists)
+        metrics = {"evaluation": evaluation(ranker, data), "parity": parity}
+        write_json(metrics, tmp / layout.METRICS)
+        write_manifest(tmp, info)
+        RankingService(tmp)  # loads with full verification, as a service will
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"wrote {out} in {time.perf_counter() - t0:.1f}s")
+    return out
+
+
+def _normal_permissions(folder: Path) -> None:
+    """Readable by everyone, as files written by ltr elsewhere (mkdtemp and some writers
+    create owner-only files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out``; an existing ``out`` is removed only once ``tmp`` is in."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_contents(folder: Path, ranker, data, dm, args: dict[str, Any], copy_encoder: bool,
+                    include_customers: bool) -> None:
+    from ltr.text import TextConfig, product_text
+
+    uses_embeddings = _uses_embeddings(ranker)
+    uses_texts = uses_embeddings or ranker.kind == "bm25"
+    text_cfg = TextConfig.from_mapping(data.text, "data.text") if data.text else None
+    if uses_embeddings and (text_cfg is None or data.query_embeddings is None):
+        raise ConfigError("data.text", f"the '{ranker.kind}' model uses text but its data "
+                          "settings have none")
+    fields = [TITLE, *(text_cfg.product_fields if text_cfg else ())] if uses_texts else []
+    schema = build_schema(data, fields, text_cfg.product_separator if text_cfg else " | ")
+
+    ranker.save(folder / layout.MODEL_DIR)
+    write_json(schema.to_dict(), folder / layout.FEATURES)
+    write_json(args, folder / layout.DATA_CONFIG)
+    catalog_cols = list(dict.fromkeys([*schema.product_columns, *fields]))
+    catalog = data.products[catalog_cols].reset_index(drop=True)
+    write_table(catalog, folder / layout.CATALOG)
+    if include_customers:
+        write_table(data.customers[schema.customer_columns].reset_index(drop=True),
+                    folder / layout.CUSTOMERS)
+    pairs, products = data.history
+    write_table(pairs.reset_index(drop=True), folder / layout.PAIR_HISTORY)
+    write_table(products.reset_index(drop=True), folder / layout.PRODUCT_HISTORY)
+    if not uses_texts:
+        return
+    text_info: dict[str, Any] = {"embeddings": uses_embeddings,
+                                 "product_fields": fields[1:],
+                                 "product_separator": schema.text_separator}
+    if uses_embeddings:
+        from ltr.serving.encoder import encoder_reference
+
+        encoder = dm._encoder
+        texts = product_text(catalog, fields[1:], title_column=TITLE,
+                             separator=schema.text_separator).astype(str).tolist()
+        _write_embeddings(encoder.encode_texts(texts).rows(), folder / layout.PRODUCT_EMBEDDINGS)
+        write_table(pd.DataFrame({"query": data.query_texts}), folder / layout.QUERIES)
+        _write_embeddings(data.query_embeddings, folder / layout.QUERY_EMBEDDINGS)
+        text_info.update(encoder_reference(encoder, text_cfg, copy_encoder, folder,
+                                           layout.ENCODER_DIR))
+        text_info["embeddings"] = True
+    write_json(text_info, folder / layout.TEXT)

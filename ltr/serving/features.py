@@ -1,0 +1,245 @@
+"""Request rows -> the padded lists every ranker scores (the training data contract).
+
+For a batch of requests this builds the same joined row table training builds
+(:func:`ltr.training.prepare.join_rows`: product, customer and history columns), but from
+the package's column stores instead of DataFrame merges, then runs the *same* derived
+features (:func:`ltr.features.derived.derived_columns`, one group per request) and the
+*same* fitted preprocessing (:meth:`ltr.features.Preprocessor.transform`), and lays the
+rows out with :func:`ltr.data.pad_groups`.
+
+Defaults for what a request leaves out, identical to training's left joins:
+
+* product fields absent from a record, customer fields absent from a customer record,
+  an anonymous or unknown customer, a (query, product) pair or product without history:
+  *missing*. The preprocessor turns a missing numeric value into the training mean
+  (0 after standardisation) plus its missing-indicator column where training had
+  missing values, and a missing category into the *missing* embedding; derived match
+  features are 0.
+* a category value never seen in training: the *unknown* embedding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ltr.data.groups import pad_groups
+from ltr.features.derived import derived_columns
+from ltr.features.preprocess import Preprocessor
+from ltr.serving.requests import RankRequest, RequestError, check_request
+from ltr.serving.tables import ColumnStore, key_of, object_array
+from ltr.training.lists import ListData
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Where each input column of a package comes from (``features.json``)."""
+
+    tasks: list[str]
+    product_columns: list[str]  # from the catalog (or a product record)
+    customer_columns: list[str]  # from the customer table (or a customer record)
+    pair_history_columns: list[str]  # by (query, product_id)
+    product_history_columns: list[str]  # by product_id
+    numeric_columns: list[str]  # held as numbers; every other column as values/text
+    text_fields: list[str]  # title + product fields encoded as the product text
+    text_separator: str = " | "
+    title_column: str = "title"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Schema:
+        return cls(**state)
+
+
+@dataclass
+class AssembledBatch:
+    lists: ListData  # one list per request, slots in request order
+    queries: list[str]  # [R]
+    product_ids: np.ndarray  # [N] object, row order (request after request)
+    catalog_rows: np.ndarray  # [N] row in the packaged catalog, -1 for records
+    records: dict[int, dict[str, Any]]  # row -> validated product record
+    offsets: np.ndarray  # [R + 1]: request r holds rows offsets[r]:offsets[r + 1]
+
+
+def _cell(value: Any, dtype: np.dtype) -> Any:
+    """A record value for a column array: NaN for a missing number."""
+    if dtype.kind == "f":
+        return np.nan if value is None else float(value)
+    return value
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str | int | np.integer) and not isinstance(value, bool)
+
+
+class RequestAssembler:
+    """Builds :class:`AssembledBatch` for requests against one package's tables."""
+
+    def __init__(self, schema: Schema, preprocessor: Preprocessor, catalog: ColumnStore,
+                 customers: ColumnStore | None, pair_history: ColumnStore,
+                 product_history: ColumnStore, needs_title: bool) -> None:
+        self.schema = schema
+        self.pre = preprocessor
+        self.catalog = catalog
+        self.customers = customers
+        self.pair_history = pair_history
+        self.product_history = product_history
+        self.needs_title = needs_title
+        numeric = set(schema.numeric_columns)
+        product_fields = dict.fromkeys([*schema.product_columns, *schema.text_fields])
+        self.product_fields = {c: ("number" if c in numeric else "value")
+                               for c in product_fields if c != "product_id"}
+        self.customer_fields = {c: ("number" if c in numeric else "value")
+                                for c in schema.customer_columns if c != "customer_id"}
+
+    # ------------------------------------------------------------------ records
+    @staticmethod
+    def _record(item: Mapping[str, Any], fields: dict[str, str], where: str,
+                id_field: str | None) -> dict[str, Any]:
+        known = set(fields) | ({id_field} if id_field else set())
+        for name, value in item.items():
+            if name not in known:
+                raise RequestError(f"{where}.{name}", f"unknown field; known: {sorted(known)}")
+            if name == id_field:
+                continue
+            if value is None:
+                continue
+            if fields[name] == "number":
+                if isinstance(value, str) or not isinstance(value, int | float | np.number):
+                    raise RequestError(f"{where}.{name}", f"expected a number or null, got "
+                                       f"{value!r}")
+            elif not isinstance(value, str | int | float | bool | np.number):
+                raise RequestError(f"{where}.{name}", f"expected a string, number or null, "
+                                   f"got {type(value).__name__}")
+        return dict(item)
+
+    def _product(self, item: Any, where: str) -> tuple[str, int, dict[str, Any] | None]:
+        """``(key, catalog row or -1, record or None)`` of one ``products`` item."""
+        if isinstance(item, Mapping):
+            if "product_id" not in item or not _is_id(item["product_id"]):
+                raise RequestError(f"{where}.product_id", "a product record needs a "
+                                   "product_id (string or integer)")
+            record = self._record(item, self.product_fields, where, "product_id")
+            title = record.get(self.schema.title_column)
+            if self.needs_title and not (isinstance(title, str) and title.strip()):
+                raise RequestError(f"{where}.{self.schema.title_column}", "missing: the model "
+                                   "needs the product's text to encode it")
+            return key_of(item["product_id"]), -1, record
+        if not _is_id(item):
+            raise RequestError(where, f"must be a product id (string or integer) or a record, "
+                               f"got {type(item).__name__}")
+        key = key_of(item)
+        row = self.catalog.index.get(key, -1)
+        if row < 0:
+            raise RequestError(where, f"unknown product id {item!r}: not in the packaged "
+                               f"catalog ({len(self.catalog):,} products); send the full "
+                               "product record instead")
+        return key, row, None
+
+    def _customer(self, customer: Any, where: str) -> tuple[int, dict[str, Any] | None]:
+        if customer is None:
+            return -1, None
+        if isinstance(customer, Mapping):
+            return -1, self._record(customer, self.customer_fields, where, "customer_id")
+        if not _is_id(customer):
+            raise RequestError(where, "must be null, a customer id (string or integer) or a "
+                               f"record, got {type(customer).__name__}")
+        if self.customers is None:
+            raise RequestError(where, "this package was exported without its customer table: "
+                               "send the customer's record instead of an id")
+        return self.customers.index.get(key_of(customer), -1), None
+
+    # ------------------------------------------------------------------ assembly
+    def assemble(self, requests: list[RankRequest], prefix: str = "") -> AssembledBatch:
+        keys: list[str] = []
+        cat_rows: list[int] = []
+        records: dict[int, dict[str, Any]] = {}
+        counts = np.zeros(len(requests), dtype=np.int64)
+        cust_rows = np.full(len(requests), -1, dtype=np.int64)
+        cust_records: dict[int, dict[str, Any]] = {}
+        queries: list[str] = []
+        for r, req in enumerate(requests):
+            where = f"{prefix}[{r}]." if prefix else ""
+            check_request(req, where)
+            seen: dict[str, int] = {}
+            for i, item in enumerate(req.products):
+                key, row, record = self._product(item, f"{where}products[{i}]")
+                if key in seen:
+                    raise RequestError(f"{where}products[{i}]", f"duplicate product id {key!r} "
+                                       f"(also products[{seen[key]}])")
+                seen[key] = i
+                if record is not None:
+                    records[len(keys)] = record
+                keys.append(key)
+                cat_rows.append(row)
+            counts[r] = len(req.products)
+            cust_rows[r], record = self._customer(req.customer, f"{where}customer")
+            if record is not None:
+                cust_records[r] = record
+            queries.append(req.query)
+        rows = np.asarray(cat_rows, dtype=np.int64)
+        group = np.repeat(np.arange(len(requests)), counts)
+        table: dict[str, np.ndarray] = {}
+        for col in self.schema.product_columns:
+            values = self.catalog.gather(col, rows)
+            for n, record in records.items():
+                values[n] = _cell(record.get(col), values.dtype)
+            table[col] = values
+        for col in self.schema.customer_columns:
+            if col == "customer_id":
+                continue
+            if self.customers is not None and col in self.customers.columns:
+                per_request = self.customers.gather(col, cust_rows)
+            elif self.customer_fields[col] == "number":
+                per_request = np.full(len(requests), np.nan)
+            else:
+                per_request = np.full(len(requests), None, dtype=object)
+            for r, record in cust_records.items():
+                per_request[r] = _cell(record.get(col), per_request.dtype)
+            table[col] = np.repeat(per_request, counts)
+        q_of_row = np.repeat(np.asarray(queries, dtype=object), counts)
+        pair_rows = self.pair_history.rows(zip(q_of_row.tolist(), keys, strict=True))
+        for col in self.schema.pair_history_columns:
+            table[col] = self.pair_history.gather(col, pair_rows)
+        prod_rows = self.product_history.rows(keys)
+        for col in self.schema.product_history_columns:
+            table[col] = self.product_history.gather(col, prod_rows)
+        table.update(derived_columns(table, self.pre.spec.derived, group, source="request"))
+        numeric, categorical = self.pre.transform(table, "request")
+        layout = pad_groups(group)
+        product_ids = object_array(self.catalog.columns["product_id"][np.maximum(rows, 0)]
+                                   if len(self.catalog) else [None] * len(rows))
+        for n, record in records.items():
+            product_ids[n] = record["product_id"]
+        lists = ListData(
+            keys=np.arange(len(requests)),
+            numeric=layout.gather(numeric, fill=0.0),
+            categorical=layout.gather(categorical, fill=0),
+            query_text=np.arange(len(requests), dtype=np.int64),
+            product_text=layout.gather(np.arange(len(rows), dtype=np.int64), fill=0),
+            position=np.zeros(layout.shape, dtype=np.int64),
+            mask=layout.mask,
+            product_id=layout.gather(product_ids, fill=None),
+            labels={},
+        )
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        return AssembledBatch(lists, queries, product_ids, rows, records, offsets)
+
+    def record_texts(self, records: dict[int, dict[str, Any]]) -> dict[int, str]:
+        """The product text of each record (:func:`ltr.text.product_text`, as in training)."""
+        from ltr.text import product_text
+
+        if not records:
+            return {}
+        fields = self.schema.text_fields
+        frame = pd.DataFrame([{c: rec.get(c) for c in fields} for rec in records.values()],
+                             columns=fields)
+        texts = product_text(frame, fields[1:], title_column=self.schema.title_column,
+                             separator=self.schema.text_separator)
+        return dict(zip(records, texts.astype(str).tolist(), strict=True))

@@ -1,0 +1,254 @@
+"""Load a model package and rank products per request.
+
+Example::
+
+    from ltr.serving import RankingService
+
+    service = RankingService.load("packages/mmoe")          # verifies every file
+    ranking = service.rank("modern sofa", [101, 102, {"product_id": "new-1",
+                                                      "title": "grey sofa"}],
+                           customer=42, top_k=10)
+    ranking.product_ids                                     # best first
+    ranking.products[0].outputs                             # per-task scores
+    service.rank_batch([{"query": ..., "products": [...]}, ...])
+
+Loading reads only the files the manifest lists, after checking their SHA-256, and
+only JSON, Parquet, safetensors and XGBoost JSON: nothing in a package is executed.
+``rank`` and ``rank_batch`` share one code path (a single request is a batch of one)
+and keep no per-request state on the service, so one service can be called from many
+threads at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ltr.errors import DataValidationError
+from ltr.features.preprocess import Preprocessor
+from ltr.io import read_table
+from ltr.serving.features import RequestAssembler, Schema
+from ltr.serving.manifest import read_manifest, verify_package
+from ltr.serving.requests import (
+    RankedProduct,
+    Ranking,
+    RankRequest,
+    RequestError,
+    as_request,
+)
+from ltr.serving.tables import ColumnStore
+
+# package layout (relative paths)
+MODEL_DIR = "model"
+FEATURES = "features.json"
+CATALOG = "catalog/products.parquet"
+PRODUCT_EMBEDDINGS = "catalog/product_embeddings.safetensors"
+CUSTOMERS = "customers.parquet"
+PAIR_HISTORY = "history/pairs.parquet"
+PRODUCT_HISTORY = "history/products.parquet"
+TEXT = "text/text.json"
+QUERIES = "text/queries.parquet"
+QUERY_EMBEDDINGS = "text/query_embeddings.safetensors"
+ENCODER_DIR = "text/encoder"
+METRICS = "metrics.json"
+DATA_CONFIG = "data.json"
+
+
+@dataclass
+class RequestData:
+    """What a ranker's ``score`` reads besides the lists, for one batch of requests (the
+    request-time counterpart of :class:`ltr.training.prepare.PreparedData`)."""
+
+    preprocessor: Preprocessor
+    query_texts: list[str]
+    product_texts: list[str]
+    query_embeddings: np.ndarray | None
+    product_embeddings: np.ndarray | None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataValidationError(str(path), f"cannot be read as JSON: {exc}") from exc
+
+
+def _read_embeddings(path: Path) -> np.ndarray:
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))["embeddings"]
+    except Exception as exc:  # noqa: BLE001 - any safetensors format error
+        raise DataValidationError(str(path), f"cannot be read as safetensors embeddings: "
+                                  f"{exc}") from exc
+
+
+class RankingService:
+    """A model package, loaded: ``rank`` / ``rank_batch`` (see the module docstring).
+
+    Args:
+        folder: a package written by :func:`ltr.serving.export_package`.
+        verify: check the manifest's SHA-256 of every file first (default; turn off only
+            for a folder you have just verified).
+        num_threads: set torch's intra-op threads (process-wide) and the ranker's own
+            scoring threads (XGBoost: 1 unless set); ``None`` leaves torch as it is.
+        cache_size: texts kept per LRU cache (unseen queries, unseen product records).
+    """
+
+    def __init__(self, folder: str | Path, *, verify: bool = True,
+                 num_threads: int | None = None, cache_size: int = 10_000) -> None:
+        from ltr.rankers.base import load_ranker
+
+        self.folder = Path(folder)
+        self.manifest = verify_package(self.folder) if verify else read_manifest(self.folder)
+        f = self.folder
+        self.schema = Schema.from_dict(_read_json(f / FEATURES))
+        self.ranker = load_ranker(f / MODEL_DIR)
+        self.ranker.set_inference_threads(1)  # per-request rows: one thread each is best
+        if num_threads is not None:
+            self.set_threads(num_threads)
+        self.preprocessor = Preprocessor.from_dict(self.ranker.preprocessor_ or {},
+                                                   str(f / MODEL_DIR / "preprocessor.json"))
+        numeric = self.schema.numeric_columns
+        catalog = read_table(f / CATALOG)
+        self.catalog = ColumnStore(catalog, "product_id", numeric, CATALOG)
+        customers = ColumnStore(read_table(f / CUSTOMERS), "customer_id", numeric, CUSTOMERS) \
+            if (f / CUSTOMERS).exists() and CUSTOMERS in self.manifest["files"] else None
+        pairs = ColumnStore(read_table(f / PAIR_HISTORY), ["query", "product_id"], numeric,
+                            PAIR_HISTORY)
+        products = ColumnStore(read_table(f / PRODUCT_HISTORY), "product_id", numeric,
+                               PRODUCT_HISTORY)
+        self.text = None
+        self.text_info = _read_json(f / TEXT) if TEXT in self.manifest["files"] else None
+        self.uses_embeddings = bool(self.text_info and self.text_info.get("embeddings"))
+        self.uses_texts = bool(self.text_info)
+        self.catalog_texts: list[str] = []
+        self.catalog_embeddings: np.ndarray | None = None
+        if self.uses_texts:
+            from ltr.text import product_text
+
+            s = self.schema
+            self.catalog_texts = product_text(catalog, s.text_fields[1:],
+                                              title_column=s.title_column,
+                                              separator=s.text_separator).astype(str).tolist()
+        if self.uses_embeddings:
+            from ltr.serving.text import PackagedText
+
+            self.catalog_embeddings = _read_embeddings(f / PRODUCT_EMBEDDINGS)
+            if len(self.catalog_embeddings) != len(self.catalog):
+                raise DataValidationError(str(f / PRODUCT_EMBEDDINGS), f"has "
+                                          f"{len(self.catalog_embeddings)} rows for "
+                                          f"{len(self.catalog)} catalog products")
+            known = read_table(f / QUERIES)["query"].astype(str).tolist()
+            self.text = PackagedText(self._load_encoder(), known,
+                                     _read_embeddings(f / QUERY_EMBEDDINGS), cache_size)
+        self.assembler = RequestAssembler(self.schema, self.preprocessor, self.catalog,
+                                          customers, pairs, products,
+                                          needs_title=self.uses_texts)
+        self.loaded_at = time.time()
+
+    def set_threads(self, n: int) -> None:
+        """Threads for scoring: torch's intra-op threads (process-wide) and the ranker's
+        own library (XGBoost)."""
+        import torch
+
+        torch.set_num_threads(int(n))
+        self.ranker.set_inference_threads(int(n))
+
+    @classmethod
+    def load(cls, folder: str | Path, **kwargs: Any) -> RankingService:
+        return cls(folder, **kwargs)
+
+    def _load_encoder(self):
+        from ltr.serving.encoder import load_package_encoder
+
+        return load_package_encoder(self.folder, self.text_info)
+
+    # ------------------------------------------------------------------ info
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind"))
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.manifest.get("outputs", []))
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "kind": self.kind, "outputs": self.outputs,
+                "catalog_products": len(self.catalog),
+                "known_queries": len(self.text.query_index) if self.text else 0,
+                "created": self.manifest.get("created"),
+                "versions": self.manifest.get("versions", {})}
+
+    # ------------------------------------------------------------------ ranking
+    def rank(self, query: str, products: Sequence[Any], customer: Any = None,
+             top_k: int | None = None) -> Ranking:
+        """Rank ``products`` for ``query`` (see :mod:`ltr.serving.requests`)."""
+        return self._rank([RankRequest(query, products, customer, top_k)], prefix="")[0]
+
+    def rank_batch(self, requests: Sequence[RankRequest | Mapping[str, Any]]) -> list[Ranking]:
+        """Rank several requests in one model call; errors name ``requests[i]....``."""
+        if isinstance(requests, str | bytes | Mapping) or not isinstance(requests, Sequence):
+            raise RequestError("requests", "must be a list of requests")
+        if not requests:
+            return []
+        return self._rank([as_request(r, f"requests[{i}]") for i, r in enumerate(requests)],
+                          prefix="requests")
+
+    def score_requests(self, requests: list[RankRequest], prefix: str = "requests"
+                       ) -> tuple[Any, dict[str, np.ndarray]]:
+        """The assembled batch and the ranker's ``{output: [R, L]}`` scores."""
+        batch = self.assembler.assemble(requests, prefix)
+        data = self._request_data(batch)
+        return batch, self.ranker.score_outputs(batch.lists, data)
+
+    def _request_data(self, batch) -> RequestData:
+        rows = batch.catalog_rows
+        texts: list[str] = []
+        q_emb = p_emb = None
+        if self.uses_texts:
+            new = self.assembler.record_texts(batch.records)
+            texts = [new[n] if n in new else self.catalog_texts[r]
+                     for n, r in enumerate(rows.tolist())]
+        if self.uses_embeddings:
+            q_emb = self.text.queries(batch.queries)
+            p_emb = self.catalog_embeddings[np.maximum(rows, 0)]
+            if batch.records:
+                fresh = list(batch.records)
+                p_emb[fresh] = self.text.products([texts[n] for n in fresh])
+        return RequestData(self.preprocessor, batch.queries, texts, q_emb, p_emb)
+
+    def _rank(self, requests: list[RankRequest], prefix: str) -> list[Ranking]:
+        batch, scores = self.score_requests(requests, prefix)
+        names = [k for k in scores if k != "score"]
+        out = []
+        for r, req in enumerate(requests):
+            n = int(batch.offsets[r + 1] - batch.offsets[r])
+            score = scores["score"][r, :n]
+            order = np.argsort(-score, kind="stable")
+            if req.top_k is not None:
+                order = order[: req.top_k]
+            ids = batch.lists.product_id[r]
+            out.append(Ranking(req.query, [
+                RankedProduct(ids[j], float(score[j]),
+                              {k: float(scores[k][r, j]) for k in names})
+                for j in order.tolist()]))
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        """The evaluation written at export (``metrics.json``)."""
+        return _read_json(self.folder / METRICS) if METRICS in self.manifest["files"] else {}
+
+
+def load_package(folder: str | Path, **kwargs: Any) -> RankingService:
+    """Verify and load a model package (see :class:`RankingService`)."""
+    return RankingService(folder, **kwargs)
+
+
+__all__ = ["RankingService", "load_package", "RequestData"]
