@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_metrics.py
 	$(PY) scripts/bench_labels.py
 	$(PY) scripts/bench_train.py
+	$(PY) scripts/bench_serving.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs

