@@ -123,6 +123,9 @@ def text_column(table: ColumnTable, col: str) -> tuple[np.ndarray, np.ndarray]:
             strings, own = values, False  # keep the str objects
         else:
             strings = _str_each(values)
+    elif values.dtype.kind == "f":  # integral floats as ints: 3.0 -> "3" (see _label)
+        missing = pd.isna(values)
+        strings = _str_each(values.astype(object))
     elif values.dtype.kind in _STR_CAST:  # numpy's str cast gives the strings of str(v)
         missing = pd.isna(values)
         strings = values.astype(str).astype(object)
@@ -137,6 +140,17 @@ def text_column(table: ColumnTable, col: str) -> tuple[np.ndarray, np.ndarray]:
     return strings, missing
 
 
+def _label(value: object) -> str:
+    """A category label: ``str(v)``, except that an integral float is written as an
+    integer (3.0 -> "3"). An integer column that picked up missing values in a join
+    becomes float; its categories must not change with it (training joins and request
+    rows would otherwise disagree)."""
+    if isinstance(value, float | np.floating) and np.isfinite(value) and \
+            float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _str_each(values: np.ndarray) -> np.ndarray:
-    """``str(v)`` of each element of an object array."""
-    return np.frompyfunc(str, 1, 1)(values).astype(object, copy=False)
+    """:func:`_label` of each element of an object array."""
+    return np.frompyfunc(_label, 1, 1)(values).astype(object, copy=False)

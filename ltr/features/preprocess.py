@@ -8,7 +8,9 @@ inference.
 * categorical column: vocabulary of training values seen at least ``min_category_count``
   times, indexed from 2; index 1 is *unknown* (a value not in the vocabulary, seen at
   inference), index 0 is *missing*. Unseen categories never raise at inference: they
-  share the unknown embedding.
+  share the unknown embedding. Values are compared as text, ``str(v)``, except that an
+  integral float is written as an integer (3.0 -> "3"): an integer column that picked up
+  missing values in a join (and so became float) keeps its categories.
 
 ``fit`` and ``transform`` read a *column table*: the training DataFrame, or a mapping of
 column name -> numpy array such as one request of a ranking service (see

@@ -129,15 +129,22 @@ def reference_transform(pre: Preprocessor, rows: pd.DataFrame) -> tuple[np.ndarr
     for j, col in enumerate(pre.spec.categorical_inputs):
         index = {v: i + 2 for i, v in enumerate(pre.vocabularies[col])}
         values = rows[col]
-        codes = values.astype(str).map(index).fillna(1).to_numpy(np.int64)
+        codes = values.map(ref_label).map(index).fillna(1).to_numpy(np.int64)
         categorical[:, j] = np.where(values.isna().to_numpy(), 0, codes)
     return numeric, categorical
+
+
+def ref_label(v: object) -> str:
+    """Category label rule: str(v), integral floats written as integers (3.0 -> '3')."""
+    if isinstance(v, float) and np.isfinite(v) and v == int(v):
+        return str(int(v))
+    return str(v)
 
 
 def reference_fit(rows: pd.DataFrame, spec: FeatureSpec) -> dict[str, list[str]]:
     out = {}
     for col in spec.categorical_inputs:
-        counts = rows[col].dropna().astype(str).value_counts()
+        counts = rows[col].dropna().map(ref_label).value_counts()
         out[col] = sorted(counts[counts >= spec.min_category_count].index.tolist())
     return out
 
@@ -258,7 +265,7 @@ def test_fit_mapping_equals_dataframe_and_pandas_reference():
     pre = Preprocessor.fit(train, spec)
     assert pre.vocabularies == reference_fit(train, spec)
     assert pre.vocabularies["mixed"] == sorted(["1", "2.5", "True", "x", "7"])
-    assert pre.vocabularies["rating_bucket"][0] == "1.0"  # floats keep their str
+    assert pre.vocabularies["rating_bucket"][0] == "1"  # integral floats read as ints
     assert Preprocessor.fit(as_arrays(train), spec) == pre
     assert "review_count" in pre.indicators and "is_new" not in pre.indicators
 
@@ -340,23 +347,23 @@ def test_numeric_column_kinds():
 def test_text_column_kinds():
     values = [1, 2.5, True, "a", None, np.nan, pd.NA, 1.0]
     strings, missing = text_column({"v": np.array(values, dtype=object)}, "v")
-    assert strings.tolist() == ["1", "2.5", "True", "a", "", "", "", "1.0"]
+    assert strings.tolist() == ["1", "2.5", "True", "a", "", "", "", "1"]
     assert missing.tolist() == [False] * 4 + [True] * 3 + [False]
     for series in (pd.Series([1, 2]), pd.Series([0.1, np.nan]), pd.Series([True, False]),
                    pd.Series(np.array([1.5, 2], dtype=np.float32)), pd.Series(["a", None]),
                    pd.Series([3, None], dtype="Int64"), pd.Series(["b", None], dtype="string"),
                    pd.Series(["c", "c", None], dtype="category")):
         present = series.notna().to_numpy()
-        expected = series.astype(str).to_numpy(dtype=object)
+        expected = series.astype(object).map(ref_label).to_numpy(dtype=object)
         for table in (pd.DataFrame({"v": series}), {"v": series}, {"v": series.array}):
             strings, missing = text_column(table, "v")
             assert strings.dtype == object
             np.testing.assert_array_equal(missing, ~present)
             np.testing.assert_array_equal(strings[present], expected[present])
             assert (strings[~present] == "").all()
-    # a numpy array is taken as it is: Int64 -> to_numpy() is float64 with NaN
+    # Int64 -> to_numpy() is float64 with NaN: the category stays "3", as for the ints
     assert text_column({"v": pd.Series([3, None], dtype="Int64").to_numpy()}, "v")[0][0] \
-        == "3.0"
+        == "3"
 
 
 def test_table_helpers():
