@@ -14,7 +14,8 @@ package, it ranks one request of ``--candidates`` catalog products:
 single caller with torch using 1 and 2 threads, then ``--callers`` concurrent callers
 (one torch thread each) for throughput. It also times the query encoder alone, and a
 randomly initialised encoder of TinyBERT-4L-312D's shape (latency depends on the shape,
-not on the weights) for comparison. Figures are medians and 99th percentiles over
+not on the weights) for comparison, each in PyTorch and in ONNX Runtime (what a package
+uses for unseen texts when it holds an ONNX encoder). Figures are medians and 99th percentiles over
 ``--requests`` requests after a warm-up, all measured in this one run.
 """
 
@@ -108,10 +109,13 @@ def concurrent(service, queries: list[str], products: list, callers: int) -> tup
 
 
 def encoder_only(n: int) -> dict[str, float]:
-    """p50 ms of encoding one short query: the packaged MiniLM-L6 and a TinyBERT-4L-312D
-    shaped random model."""
+    """p50 ms of the service's encoding call on one short query, PyTorch and ONNX Runtime,
+    for the packaged all-MiniLM-L6-v2 and a randomly initialised TinyBERT-4L-312D shape."""
+    import tempfile
+
     from transformers import BertConfig, BertModel
 
+    from ltr.serving.onnx_encoder import OnnxEncoder, export_onnx, onnx_available
     from ltr.serving.text import PackagedText
     from ltr.text import TextEncoder
 
@@ -120,14 +124,22 @@ def encoder_only(n: int) -> dict[str, float]:
     shape = BertConfig(vocab_size=30522, hidden_size=312, num_hidden_layers=4,
                        num_attention_heads=12, intermediate_size=1200)
     tiny = TextEncoder(BertModel(shape).eval(), mini.tokenizer, progress=False)
-    for name, enc in (("all-MiniLM-L6-v2 (6x384)", mini), ("TinyBERT-4L-312D shape", tiny)):
-        text = PackagedText(enc, [], np.zeros((0, enc.dim), np.float32), cache_size=0)
-        times = []
-        for i in range(n):
-            t0 = time.perf_counter()
-            text.encode([f"modern grey sofa {i}"])  # the service's own encoding call
-            times.append(time.perf_counter() - t0)
-        out[name] = percentiles(times[5:])[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, enc in (("all-MiniLM-L6-v2 (6x384)", mini),
+                          ("TinyBERT-4L-312D shape", tiny)):
+            runtimes = [("PyTorch", None)]
+            if onnx_available():
+                path = Path(tmp) / f"{len(out)}.onnx"
+                export_onnx(enc, path)
+                runtimes.append(("ONNX Runtime", OnnxEncoder(path)))
+            for runtime, onnx in runtimes:
+                text = PackagedText(enc, [], np.zeros((0, enc.dim), np.float32), 0, onnx)
+                times = []
+                for i in range(n):
+                    t0 = time.perf_counter()
+                    text.encode([f"modern grey sofa {i}"])  # the service's encoding call
+                    times.append(time.perf_counter() - t0)
+                out[f"{name}, {runtime}"] = percentiles(times[5:])[0]
     return out
 
 

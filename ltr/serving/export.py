@@ -20,6 +20,8 @@ Package layout::
     history/products.parquet      product history features
     text/text.json                encoder settings, fingerprint, weights reference
     text/encoder/                 copied encoder (safetensors + tokenizer files), if copied
+    text/query_encoder.onnx       the encoder as ONNX, for fast on-the-fly encoding (when
+                                  onnx + onnxruntime are installed; onnx=False skips it)
     text/queries.parquet, text/query_embeddings.safetensors   every training-data query
     metrics.json                  evaluation of the model on its test split, and the
                                   parity check of the package against it
@@ -279,7 +281,7 @@ def evaluation(ranker, data) -> dict[str, Any]:
 def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Path | None = None,
                    data_dir: str | None = None, overwrite: bool = False,
                    copy_encoder: bool = False, include_customers: bool = True,
-                   parity_lists: int = 200, log=print) -> Path:
+                   parity_lists: int = 200, onnx: bool = True, log=print) -> Path:
     """Write the model package of ``checkpoint`` to ``out`` (see the module docstring)."""
     from ltr.serving.service import RankingService
 
@@ -299,7 +301,7 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        _write_contents(tmp, ranker, data, dm, args, copy_encoder, include_customers)
+        _write_contents(tmp, ranker, data, dm, args, copy_encoder, include_customers, onnx)
         info = {
             "kind": ranker.kind, "outputs": list(ranker.output_names),
             "tasks": list(data.tasks),
@@ -354,7 +356,7 @@ def _replace(tmp: Path, out: Path) -> None:
 
 
 def _write_contents(folder: Path, ranker, data, dm, args: dict[str, Any], copy_encoder: bool,
-                    include_customers: bool) -> None:
+                    include_customers: bool, onnx: bool) -> None:
     from ltr.text import TextConfig, product_text
 
     uses_embeddings = _uses_embeddings(ranker)
@@ -395,4 +397,9 @@ def _write_contents(folder: Path, ranker, data, dm, args: dict[str, Any], copy_e
         text_info.update(encoder_reference(encoder, text_cfg, copy_encoder, folder,
                                            layout.ENCODER_DIR))
         text_info["embeddings"] = True
+        from ltr.serving.onnx_encoder import ONNX_FILE, OPSET, export_onnx, onnx_available
+
+        if onnx and onnx_available():
+            diff = export_onnx(encoder, folder / ONNX_FILE)
+            text_info["onnx"] = {"path": ONNX_FILE, "opset": OPSET, "max_abs_diff": diff}
     write_json(text_info, folder / layout.TEXT)

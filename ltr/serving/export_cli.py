@@ -21,6 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-customers", action="store_true",
                         help="leave the customer table out (requests then send customer "
                              "records, not ids)")
+    parser.add_argument("--no-onnx", action="store_true",
+                        help="do not add the ONNX copy of the text encoder (on-the-fly "
+                             "encoding then runs in PyTorch)")
     parser.add_argument("--parity-lists", type=int, default=200,
                         help="lists of each split scored both ways to check the package")
 
@@ -33,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     export_package(args.checkpoint, args.out, config=args.config, data_dir=args.data_dir,
                    overwrite=args.overwrite, copy_encoder=args.copy_encoder,
-                   include_customers=not args.no_customers, parity_lists=args.parity_lists)
+                   include_customers=not args.no_customers, parity_lists=args.parity_lists,
+                   onnx=not args.no_onnx)
     return 0

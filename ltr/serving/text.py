@@ -55,8 +55,9 @@ class PackagedText:
     """Embeddings for a package: known tables first, then the cache, then the encoder."""
 
     def __init__(self, encoder, known_queries: Sequence[str], query_embeddings: np.ndarray,
-                 cache_size: int = 10_000) -> None:
+                 cache_size: int = 10_000, onnx=None) -> None:
         self.encoder = encoder
+        self.onnx = onnx  # OnnxEncoder: the same computation, faster (onnx_encoder.py)
         self.query_index = {q: i for i, q in enumerate(known_queries)}
         self.query_embeddings = np.ascontiguousarray(query_embeddings, dtype=np.float32)
         self.query_cache = EmbeddingCache(cache_size)
@@ -74,8 +75,11 @@ class PackagedText:
         with self._tokenizer_lock:
             ids = tokenize(enc.tokenizer, list(texts), enc.max_length)
         input_ids, mask = pad(ids, enc.pad_id)
-        with torch.inference_mode():
-            out = enc.forward(input_ids, mask).float().numpy()
+        if self.onnx is not None:
+            out = self.onnx(input_ids.numpy(), mask.numpy())
+        else:
+            with torch.inference_mode():
+                out = enc.forward(input_ids, mask).float().numpy()
         self.encoded += len(texts)
         return out
 

@@ -268,3 +268,30 @@ def test_package_without_customers_takes_customer_records(packages, serving_data
     assert err.value.field == "customer"
     ranking = service.rank(reqs[0].query, reqs[0].products, customer={"segment": "budget"})
     assert len(ranking.products) == len(reqs[0].products)
+
+
+def test_onnx_encoder_encodes_like_pytorch(packages, tmp_path, monkeypatch):
+    folder = packages["mmoe"][1]
+    text = json.loads((folder / "text" / "text.json").read_text())
+    assert text["onnx"]["path"] == "text/query_encoder.onnx"
+    assert text["onnx"]["max_abs_diff"] <= 1e-4
+    fast = RankingService(folder)
+    slow = RankingService(folder, use_onnx=False)
+    assert fast.text.onnx is not None and slow.text.onnx is None
+    probe = ["oak bed", "a much longer query about a red velvet sofa for two", "x"]
+    np.testing.assert_allclose(fast.text.encode(probe), slow.text.encode(probe), atol=1e-5)
+    ids = fast.catalog.columns["product_id"][:8].tolist()
+    a = fast.rank("never seen before query", ids)
+    b = slow.rank("never seen before query", ids)
+    assert a.product_ids == b.product_ids
+    np.testing.assert_allclose([p.score for p in a.products], [p.score for p in b.products],
+                               atol=1e-4)
+    # without onnx/onnxruntime, or with onnx=False, the package has no ONNX file
+    import ltr.serving.onnx_encoder as onnx_encoder
+
+    monkeypatch.setattr(onnx_encoder, "onnx_available", lambda: False)
+    ranker, _ = packages["cosine"]
+    plain = export_package(ranker.save(tmp_path / "m"), tmp_path / "p", parity_lists=5,
+                           log=lambda *_: None)
+    assert not (plain / "text" / "query_encoder.onnx").exists()
+    assert RankingService(plain).text.onnx is None
