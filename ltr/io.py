@@ -60,17 +60,31 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files
+        os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600 files
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON file.
+
+    Raises:
+        DataValidationError: naming the file, when it cannot be read or parsed.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataValidationError(str(path), f"cannot be read as JSON: {exc}") from exc
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

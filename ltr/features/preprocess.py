@@ -21,7 +21,6 @@ rows takes a fraction of a millisecond and a table of a million rows streams thr
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import pandas as pd
 from ltr.errors import DataValidationError
 from ltr.features.columns import ColumnTable, n_rows, numeric_column, text_column
 from ltr.features.spec import FeatureSpec
-from ltr.io import write_json
+from ltr.io import read_json, write_json
 
 MISSING, UNKNOWN = 0, 1
 FORMAT_VERSION = 1
@@ -214,9 +213,4 @@ class Preprocessor:
 
     @classmethod
     def load(cls, path: str | Path) -> Preprocessor:
-        path = Path(path)
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataValidationError(str(path), f"cannot be read as JSON: {exc}") from exc
-        return cls.from_dict(state, str(path))
+        return cls.from_dict(read_json(path), str(path))

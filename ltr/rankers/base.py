@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ltr.errors import ConfigError, DataValidationError, LtrError
-from ltr.io import write_json
+from ltr.io import read_json, write_json
 
 FORMAT_VERSION = 1
 MANIFEST = "ranker.json"
@@ -168,7 +168,7 @@ class Ranker(ABC):
         ranker.input_widths_ = dict(manifest.get("input_widths", {}))
         ranker.data_config_ = dict(manifest.get("data") or {})
         pre = folder / "preprocessor.json"
-        ranker.preprocessor_ = json.loads(pre.read_text()) if pre.exists() else None
+        ranker.preprocessor_ = read_json(pre) if pre.exists() else None
         ranker._load_state(folder)
         ranker.fitted_ = True
         return ranker
@@ -215,10 +215,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.exists():
         raise DataValidationError(str(folder), f"is not a saved ranker (no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataValidationError(str(path), f"cannot be read as JSON: {exc}") from exc
+    manifest = read_json(path)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DataValidationError(str(path), f"format version {manifest.get('format_version')!r}"
                                   f" is not {FORMAT_VERSION} (saved by ltr "

@@ -10,7 +10,6 @@ Saved as safetensors (weights) + JSON (the module's constructor arguments).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from ltr.errors import ConfigError, DataValidationError
-from ltr.io import atomic_path, write_json
+from ltr.io import atomic_path, read_json, write_json
 from ltr.rankers.base import Ranker
 from ltr.training.module import LtrModule
 
@@ -117,7 +116,7 @@ class MMoERanker(Ranker):
     def _load_state(self, folder: Path) -> None:
         from safetensors.torch import load_file
 
-        hp = json.loads((folder / "module.json").read_text())
+        hp = read_json(folder / "module.json")
         self.module_ = LtrModule(**hp)
         self.module_.load_state_dict(load_file(str(folder / "weights.safetensors")), strict=True)
         self.module_.eval()

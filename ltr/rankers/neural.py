@@ -17,7 +17,6 @@ Baselines (end of this module, ``docs/rankers_neural.md``): :class:`DCNV2Ranker`
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ltr.errors import ConfigError, check_known_keys
-from ltr.io import atomic_path, write_json
+from ltr.io import atomic_path, read_json, write_json
 from ltr.losses.registry import get_loss
 from ltr.metrics import ndcg
 from ltr.models.dcnv2 import DCNV2, check_dcnv2_arch
@@ -192,7 +191,7 @@ class NeuralRanker(Ranker):
     def _load_state(self, folder: Path) -> None:
         from safetensors.torch import load_file
 
-        self.dims_ = json.loads((folder / "dims.json").read_text())
+        self.dims_ = read_json(folder / "dims.json")
         self.backbone_ = self.build_backbone(self.dims_["n_numeric"],
                                              self.dims_["cardinalities"],
                                              dict(self.params["arch"]))

@@ -5,14 +5,13 @@ embeddings. BM25's ``fit`` builds its index over the training data's product tex
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ltr.errors import ConfigError, DataValidationError
-from ltr.io import write_json
+from ltr.io import read_json, write_json
 from ltr.rankers.base import NotFittedError, Ranker, pair_cosine
 from ltr.rankers.bm25 import BM25
 
@@ -65,10 +64,7 @@ class BM25Ranker(Ranker):
         if not path.exists():
             raise DataValidationError(str(path), "is missing: the BM25 corpus statistics "
                                       "are needed to score")
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataValidationError(str(path), f"cannot be read as JSON: {exc}") from exc
+        state = read_json(path)
         try:
             index = BM25.from_dict(state)
         except ValueError as exc:

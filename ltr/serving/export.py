@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ltr.errors import ConfigError, DataValidationError, LtrError
-from ltr.io import write_json, write_table
+from ltr.io import current_umask, write_json, write_table
 from ltr.serving import service as layout
 from ltr.serving.features import Schema
 from ltr.serving.manifest import write_manifest
@@ -333,8 +333,7 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
 def _normal_permissions(folder: Path) -> None:
     """Readable by everyone, as files written by ltr elsewhere (mkdtemp and some writers
     create owner-only files)."""
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = current_umask()
     folder.chmod(0o777 & ~mask)
     for path in folder.rglob("*"):
         path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)

@@ -10,12 +10,11 @@ are never read.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ltr.errors import DataValidationError
-from ltr.io import write_json
+from ltr.io import read_json, write_json
 
 MANIFEST = "manifest.json"
 PACKAGE_FORMAT = "ltr-model-package"
@@ -54,10 +53,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
                                   "written by `ltr export`)")
     if not path.is_file():
         raise DataValidationError(str(folder), f"is not a model package (no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataValidationError(str(path), f"cannot be read as JSON: {exc}") from exc
+    manifest = read_json(path)
     if not isinstance(manifest, dict) or manifest.get("format") != PACKAGE_FORMAT:
         raise DataValidationError(str(path), f"is not an ltr model package manifest (format "
                                   f"{manifest.get('format') if isinstance(manifest, dict) else None!r})",

@@ -21,7 +21,6 @@ threads at once.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -35,7 +34,7 @@ import numpy as np
 
 from ltr.errors import DataValidationError
 from ltr.features.preprocess import Preprocessor
-from ltr.io import read_table
+from ltr.io import read_json, read_table
 from ltr.serving.features import RequestAssembler, Schema
 from ltr.serving.manifest import read_manifest, verify_package
 from ltr.serving.requests import (
@@ -102,13 +101,6 @@ class RequestData:
     product_embeddings: np.ndarray | None
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataValidationError(str(path), f"cannot be read as JSON: {exc}") from exc
-
-
 def _read_embeddings(path: Path) -> np.ndarray:
     from safetensors.numpy import load_file
 
@@ -144,7 +136,7 @@ class RankingService:
         self.folder = Path(folder)
         self.manifest = verify_package(self.folder) if verify else read_manifest(self.folder)
         f = self.folder
-        self.schema = Schema.from_dict(_read_json(f / FEATURES))
+        self.schema = Schema.from_dict(read_json(f / FEATURES))
         self.ranker = load_ranker(f / MODEL_DIR)
         self.ranker.set_inference_threads(1)  # per-request rows: one thread each is best
         self.preprocessor = Preprocessor.from_dict(self.ranker.preprocessor_ or {},
@@ -159,7 +151,7 @@ class RankingService:
         products = ColumnStore(read_table(f / PRODUCT_HISTORY), "product_id", numeric,
                                PRODUCT_HISTORY)
         self.text = None
-        self.text_info = _read_json(f / TEXT) if TEXT in self.manifest["files"] else None
+        self.text_info = read_json(f / TEXT) if TEXT in self.manifest["files"] else None
         self.uses_embeddings = bool(self.text_info and self.text_info.get("embeddings"))
         self.uses_texts = bool(self.text_info)
         self.catalog_texts: list[str] = []
@@ -294,7 +286,7 @@ class RankingService:
 
     def metrics(self) -> dict[str, Any]:
         """The evaluation written at export (``metrics.json``)."""
-        return _read_json(self.folder / METRICS) if METRICS in self.manifest["files"] else {}
+        return read_json(self.folder / METRICS) if METRICS in self.manifest["files"] else {}
 
 
 def load_package(folder: str | Path, **kwargs: Any) -> RankingService:
