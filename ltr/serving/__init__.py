@@ -7,8 +7,7 @@ request format and :mod:`ltr.serving.features` for the defaults of missing input
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ltr._lazy import lazy_exports
 
 _EXPORTS = {
     "RankingService": "ltr.serving.service",
@@ -22,9 +21,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ltr.serving' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

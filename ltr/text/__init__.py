@@ -18,8 +18,7 @@ Submodules import torch and transformers only when used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ltr._lazy import lazy_exports
 
 _EXPORTS = {
     "TextConfig": "ltr.text.config",
@@ -44,9 +43,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'ltr.text' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
