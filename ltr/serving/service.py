@@ -89,6 +89,25 @@ class FairSlots:
             self._cond.notify_all()
 
 
+class RowTexts(Sequence[str]):
+    """The product text of each request row, looked up when read (only text rankers such
+    as BM25 read them): a record's own text, else its catalog product's."""
+
+    def __init__(self, catalog_rows: np.ndarray, catalog_texts: list[str],
+                 record_texts: dict[int, str]) -> None:
+        self.rows, self.catalog, self.records = catalog_rows, catalog_texts, record_texts
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        text = self.records.get(i)
+        return text if text is not None else self.catalog[int(self.rows[i])]
+
+
 @dataclass
 class RequestData:
     """What a ranker's ``score`` reads besides the lists, for one batch of requests (the
@@ -96,7 +115,7 @@ class RequestData:
 
     preprocessor: Preprocessor
     query_texts: list[str]
-    product_texts: list[str]
+    product_texts: Sequence[str]
     query_embeddings: np.ndarray | None
     product_embeddings: np.ndarray | None
 
@@ -145,7 +164,7 @@ class RankingService:
         catalog = read_table(f / CATALOG)
         self.catalog = ColumnStore(catalog, "product_id", numeric, CATALOG)
         customers = ColumnStore(read_table(f / CUSTOMERS), "customer_id", numeric, CUSTOMERS) \
-            if (f / CUSTOMERS).exists() and CUSTOMERS in self.manifest["files"] else None
+            if CUSTOMERS in self.manifest["files"] else None
         pairs = ColumnStore(read_table(f / PAIR_HISTORY), ["query", "product_id"], numeric,
                             PAIR_HISTORY)
         products = ColumnStore(read_table(f / PRODUCT_HISTORY), "product_id", numeric,
@@ -252,18 +271,14 @@ class RankingService:
 
     def _request_data(self, batch) -> RequestData:
         rows = batch.catalog_rows
-        texts: list[str] = []
+        new = self.assembler.record_texts(batch.records) if self.uses_texts else {}
+        texts = RowTexts(rows, self.catalog_texts, new)
         q_emb = p_emb = None
-        if self.uses_texts:
-            new = self.assembler.record_texts(batch.records)
-            texts = [new[n] if n in new else self.catalog_texts[r]
-                     for n, r in enumerate(rows.tolist())]
         if self.uses_embeddings:
             q_emb = self.text.queries(batch.queries)
             p_emb = self.catalog_embeddings[np.maximum(rows, 0)]
-            if batch.records:
-                fresh = list(batch.records)
-                p_emb[fresh] = self.text.products([texts[n] for n in fresh])
+            if new:
+                p_emb[list(new)] = self.text.products(list(new.values()))
         return RequestData(self.preprocessor, batch.queries, texts, q_emb, p_emb)
 
     def _rank(self, requests: list[RankRequest], prefix: str) -> list[Ranking]:
