@@ -20,6 +20,7 @@ import torch
 from ltr.errors import ConfigError, DataValidationError
 from ltr.io import atomic_path, read_json, write_json
 from ltr.rankers.base import Ranker
+from ltr.training.lists import ListDataset
 from ltr.training.module import LtrModule
 
 EVAL_BATCH = 256  # lists per forward pass when scoring
@@ -81,22 +82,13 @@ class MMoERanker(Ranker):
             products = torch.from_numpy(np.ascontiguousarray(data.product_embeddings,
                                                              np.float32))
         parts: dict[str, list[np.ndarray]] = {}
+        dataset = ListDataset(lists)
         with torch.inference_mode():
             for start in range(0, len(lists), EVAL_BATCH):
-                rows = slice(start, start + EVAL_BATCH)
-                batch = {
-                    "numeric": torch.from_numpy(np.ascontiguousarray(lists.numeric[rows],
-                                                                     np.float32)),
-                    "categorical": torch.from_numpy(np.ascontiguousarray(
-                        lists.categorical[rows], np.int64)),
-                    "position": torch.from_numpy(np.ascontiguousarray(lists.position[rows],
-                                                                      np.int64)),
-                }
+                batch = dataset.batch(slice(start, start + EVAL_BATCH))
                 if queries is not None:
-                    batch["query_vec"] = queries[torch.from_numpy(
-                        np.asarray(lists.query_text[rows], np.int64))]
-                    batch["product_vec"] = products[torch.from_numpy(
-                        np.asarray(lists.product_text[rows], np.int64))]
+                    batch["query_vec"] = queries[batch["query_text"]]
+                    batch["product_vec"] = products[batch["product_text"]]
                 for name, value in module.predict_scores(batch).items():
                     parts.setdefault(name, []).append(value.float().numpy())
         if not parts:

@@ -145,13 +145,18 @@ class ListDataset(Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = {"numeric": self.numeric[i], "categorical": self.categorical[i],
-                "query_text": self.query_text[i], "product_text": self.product_text[i],
-                "position": self.position[i], "mask": self.mask[i], "index": i}
+    def batch(self, rows: int | slice) -> dict[str, torch.Tensor]:
+        """The model inputs and labels of list ``rows`` (an int: one list, ``[L, ...]``;
+        a slice: a batch, ``[B, L, ...]``, as the default collate would stack them)."""
+        item = {"numeric": self.numeric[rows], "categorical": self.categorical[rows],
+                "query_text": self.query_text[rows], "product_text": self.product_text[rows],
+                "position": self.position[rows], "mask": self.mask[rows]}
         for t, y in self.labels.items():
-            item[f"y_{t}"] = y[i]
+            item[f"y_{t}"] = y[rows]
         return item
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {**self.batch(i), "index": i}
 
 
 class OutcomeSampler(Sampler[int]):
