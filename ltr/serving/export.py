@@ -52,6 +52,7 @@ from ltr.serving import service as layout
 from ltr.serving.features import Schema
 from ltr.serving.manifest import write_manifest
 from ltr.serving.requests import RankRequest
+from ltr.serving.tables import plain
 
 PARITY_TOL = 1e-4
 TITLE = "title"
@@ -227,8 +228,7 @@ def _customer_record(data, service, customer: Any) -> dict[str, Any] | None:
         return None
     fields = [c for c in service.schema.customer_columns if c != "customer_id"]
     values = row.iloc[0]
-    return {c: (None if pd.isna(values[c]) else
-                values[c].item() if hasattr(values[c], "item") else values[c]) for c in fields}
+    return {c: None if pd.isna(values[c]) else plain(values[c]) for c in fields}
 
 
 def check_parity(ranker, data, service, max_lists: int = 200,

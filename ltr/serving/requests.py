@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ltr.errors import LtrError
+from ltr.serving.tables import plain
 
 REQUEST_KEYS = ("query", "products", "customer", "top_k")
 
@@ -50,7 +51,7 @@ class RankedProduct:
     outputs: dict[str, float] = field(default_factory=dict)  # per task (or model output)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"product_id": _plain(self.product_id), "score": self.score,
+        return {"product_id": plain(self.product_id), "score": self.score,
                 "outputs": dict(self.outputs)}
 
 
@@ -67,11 +68,6 @@ class Ranking:
     @property
     def product_ids(self) -> list[Any]:
         return [p.product_id for p in self.products]
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars -> Python scalars (JSON)."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def as_request(value: RankRequest | Mapping[str, Any], where: str = "request") -> RankRequest:

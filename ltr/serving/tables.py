@@ -15,8 +15,13 @@ import numpy as np
 import pandas as pd
 
 
+def plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars (JSON, keys); anything else as it is."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def key_of(value: Any) -> str:
-    return str(value.item() if hasattr(value, "item") else value)
+    return str(plain(value))
 
 
 def object_array(values: Iterable[Any]) -> np.ndarray:
