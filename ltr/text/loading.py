@@ -77,8 +77,10 @@ def resolve_model_source(name: str, key: str = "text.model_name") -> str:
     return name
 
 
-def load_backbone(name: str, key: str = "text.model_name") -> tuple[nn.Module, Any, str]:
+def load_backbone(name: str, key: str = "text.model_name", *, use_safetensors: bool = False
+                  ) -> tuple[nn.Module, Any, str]:
     """Load ``(model, tokenizer, source)`` for ``name`` (see the module docstring).
+    ``use_safetensors``: load weights only from safetensors files, never pickle.
 
     Raises:
         ConfigError: transformers is missing or the model/tokenizer cannot be loaded.
@@ -91,10 +93,11 @@ def load_backbone(name: str, key: str = "text.model_name") -> tuple[nn.Module, A
             key, "the text encoder needs the 'text' extra: pip install 'ltr[text]'"
         ) from exc
     kwargs: dict[str, Any] = {"local_files_only": True} if Path(source).is_dir() else {}
+    weights = {"use_safetensors": True} if use_safetensors else {}
     try:
         with _quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-            model = AutoModel.from_pretrained(source, **kwargs)
+            model = AutoModel.from_pretrained(source, **kwargs, **weights)
     except Exception as exc:  # OSError, ValueError, hub errors...: all mean "cannot load"
         raise ConfigError(
             key,
