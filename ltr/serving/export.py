@@ -103,10 +103,9 @@ def data_arguments(ranker, config: str | Path | None, data_dir: str | None) -> d
                           "--config with the 'data' section it was trained with")
     if data_dir is not None:
         args["data_dir"] = str(data_dir)
-    if "tasks" not in args or not args["tasks"]:
-        tasks = getattr(getattr(ranker, "module_", None), "tasks", None)
-        args["tasks"] = list(tasks) if tasks else ["click", "add_to_cart", "purchase",
-                                                    "relevance"]
+    tasks = getattr(getattr(ranker, "module_", None), "tasks", None)
+    if not args.get("tasks") and tasks:  # else the data module's default tasks
+        args["tasks"] = list(tasks)
     args["stream_dir"] = None  # the package needs no streamed training rows
     return args
 
