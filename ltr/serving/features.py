@@ -74,6 +74,19 @@ def _cell(value: Any, dtype: np.dtype) -> Any:
     return value
 
 
+def _lookup(store: ColumnStore | None, col: str, rows: np.ndarray,
+            records: dict[int, dict[str, Any]], number: bool) -> np.ndarray:
+    """Column ``col`` at ``rows`` of a packaged table (missing at -1, or everywhere when
+    the table or column is absent), with the records' own values at their positions."""
+    if store is not None and col in store.columns:
+        values = store.gather(col, rows)
+    else:
+        values = np.full(len(rows), np.nan) if number else np.full(len(rows), None, object)
+    for n, record in records.items():
+        values[n] = _cell(record.get(col), values.dtype)
+    return values
+
+
 def _is_id(value: Any) -> bool:
     return isinstance(value, str | int | np.integer) and not isinstance(value, bool)
 
@@ -187,22 +200,13 @@ class RequestAssembler:
         group = np.repeat(np.arange(len(requests)), counts)
         table: dict[str, np.ndarray] = {}
         for col in self.schema.product_columns:
-            values = self.catalog.gather(col, rows)
-            for n, record in records.items():
-                values[n] = _cell(record.get(col), values.dtype)
-            table[col] = values
+            table[col] = _lookup(self.catalog, col, rows, records,
+                                 self.product_fields.get(col) == "number")
         for col in self.schema.customer_columns:
-            if col == "customer_id":
-                continue
-            if self.customers is not None and col in self.customers.columns:
-                per_request = self.customers.gather(col, cust_rows)
-            elif self.customer_fields[col] == "number":
-                per_request = np.full(len(requests), np.nan)
-            else:
-                per_request = np.full(len(requests), None, dtype=object)
-            for r, record in cust_records.items():
-                per_request[r] = _cell(record.get(col), per_request.dtype)
-            table[col] = np.repeat(per_request, counts)
+            if col != "customer_id":
+                per_request = _lookup(self.customers, col, cust_rows, cust_records,
+                                      self.customer_fields[col] == "number")
+                table[col] = np.repeat(per_request, counts)
         q_of_row = np.repeat(np.asarray(queries, dtype=object), counts)
         pair_rows = self.pair_history.rows(zip(q_of_row.tolist(), keys, strict=True))
         for col in self.schema.pair_history_columns:
