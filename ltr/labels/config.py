@@ -21,6 +21,9 @@ class LabelConfig:
     (the label leans on text) and 0 for pairs of queries without any click.
     behaviour = weighted mean of the normalised smoothed click, add-to-cart and purchase
     rates (``click_weight``, ``cart_weight``, ``purchase_weight``).
+    similarity = cosine + ``lexical_weight`` * query-term coverage
+    (:mod:`ltr.text.lexical`) when a lexical matcher is given; ``auto`` calibrates the weight
+    on the log: the one whose similarity ranks well-observed pairs most like their clicks.
     """
 
     # position bias
@@ -40,6 +43,7 @@ class LabelConfig:
     low_evidence_weight: float = 0.5
     min_evidence: float = 2.0
     normalise: str = "query_percentile"
+    lexical_weight: float | str = "auto"  # a number >= 0, or "auto" (calibrated on clicks)
     # grading
     n_grades: int = 5
     grading: str = "quantiles"
@@ -85,6 +89,11 @@ class LabelConfig:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"labels.{key}", f"must be an integer >= 1, got {value!r}")
+        lw = self.lexical_weight
+        if not (lw == "auto" or (isinstance(lw, int | float) and not isinstance(lw, bool)
+                                 and lw >= 0)):
+            raise ConfigError("labels.lexical_weight", f"must be 'auto' or a number >= 0, "
+                              f"got {lw!r}")
         if self.em_max_iter < 1:
             raise ConfigError("labels.em_max_iter", "must be >= 1")
 

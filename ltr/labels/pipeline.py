@@ -24,6 +24,7 @@ from ltr.labels.signals import (
     smooth_by_bins,
     to_grades,
 )
+from ltr.text.lexical import calibrate_lexical_weight, hybrid_similarity
 
 # (queries, product_ids) -> cosine similarity per pair
 SimilarityFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -39,6 +40,8 @@ class LabelResult:
     priors: dict[str, dict[int, BetaPrior]]  # per signal, one prior per prior cell
     config: LabelConfig
     notes: list[str] = field(default_factory=list)
+    lexical_weight: float = 0.0  # the coverage weight in the similarity (calibrated or set)
+    lexical_curve: dict[float, float] = field(default_factory=dict)  # calibration NDCG@10
 
 
 def pair_counts(impressions: pd.DataFrame, config: LabelConfig,
@@ -96,7 +99,8 @@ def smooth_signals(pairs: pd.DataFrame, config: LabelConfig,
 def derive_labels(impressions: pd.DataFrame, config: LabelConfig | None = None,
                   similarity: SimilarityFn | np.ndarray | None = None,
                   extra_pairs: pd.DataFrame | None = None, variant: str = "combined",
-                  source: str = "impressions") -> LabelResult:
+                  source: str = "impressions",
+                  lexical: SimilarityFn | np.ndarray | None = None) -> LabelResult:
     """Graded labels for every (query, product) pair of the log (and ``extra_pairs``).
 
     Args:
@@ -110,6 +114,10 @@ def derive_labels(impressions: pd.DataFrame, config: LabelConfig | None = None,
         variant: ``combined`` (the default rule), ``behaviour_only`` (clicks, carts and
             purchases only: w = 1, priors by exposure alone) or ``similarity_only``
             (w = 0). The latter two exist for diagnostics.
+        lexical: query-term coverage per pair (a function like ``similarity`` or an
+            aligned array, :func:`ltr.text.lexical.coverage`); with it the similarity is
+            ``cosine + w * coverage`` (``config.lexical_weight``; ``auto``: calibrated,
+            :func:`calibrate_similarity`).
     """
     config = config or LabelConfig()
     if variant not in VARIANTS:
@@ -122,11 +130,13 @@ def derive_labels(impressions: pd.DataFrame, config: LabelConfig | None = None,
         if similarity is None:
             raise ConfigError("text.model_name",
                               f"label variant '{variant}' needs a text similarity; none was given")
-        sim = similarity(q, pairs["product_id"].to_numpy()) if callable(similarity) \
-            else np.asarray(similarity, dtype=float)
-        if sim.shape != (len(pairs),) or not np.isfinite(sim).all():
-            raise DataValidationError("similarity", f"must be {len(pairs)} finite values, one "
-                                      f"per pair; got shape {sim.shape}")
+        sim = _per_pair(similarity, pairs, "similarity")
+    lexical_weight, curve = 0.0, {}
+    if sim is not None and lexical is not None:
+        cover = _per_pair(lexical, pairs, "lexical coverage")
+        lexical_weight, curve = calibrate_similarity(pairs, sim, cover, config)
+        pairs["cosine"], pairs["coverage"] = sim, cover
+        sim = hybrid_similarity(sim, cover, lexical_weight)
     pairs["similarity"] = np.nan if sim is None else sim
     priors = smooth_signals(pairs, config, sim)
     pairs["behaviour"] = behaviour_score(pairs, config)
@@ -135,8 +145,8 @@ def derive_labels(impressions: pd.DataFrame, config: LabelConfig | None = None,
     if variant == "behaviour_only":
         weight, sim_norm = np.ones(len(pairs)), np.zeros(len(pairs))
     else:
-        sim_norm = normalise(sim if config.normalise != "none" else (1.0 + sim) / 2.0, q,
-                             config.normalise)
+        sim_norm = normalise(sim if config.normalise != "none" else
+                             (1.0 + sim) / (2.0 + lexical_weight), q, config.normalise)
         weight = np.zeros(len(pairs)) if variant == "similarity_only" else \
             behaviour_weight(pairs["expected_exams"].to_numpy(float), query_clicks > 0, config)
     if variant == "combined":
@@ -156,6 +166,38 @@ def derive_labels(impressions: pd.DataFrame, config: LabelConfig | None = None,
             "behaviour_weight", "impressions", "clicks", "carts", "purchases", "mean_position",
             "expected_exams", "debiased_ctr", "smoothed_ctr", "debiased_cart_rate",
             "smoothed_cart_rate", "debiased_purchase_rate", "smoothed_purchase_rate"]
+    cols += [c for c in ("cosine", "coverage") if c in pairs]
     labels = pairs[cols].sort_values(["query", "score"], ascending=[True, False],
                                      kind="stable").reset_index(drop=True)
-    return LabelResult(labels, bias, priors, config, notes)
+    if curve:
+        notes.append(f"text similarity = cosine + {lexical_weight:g} x query-term coverage "
+                     "(weight calibrated on well-observed pairs' clicks: " +
+                     ", ".join(f"{w:g}: {v:.4f}" for w, v in curve.items()) + ")")
+    return LabelResult(labels, bias, priors, config, notes, lexical_weight, curve)
+
+
+def _per_pair(fn: SimilarityFn | np.ndarray, pairs: pd.DataFrame, name: str) -> np.ndarray:
+    values = fn(pairs["query"].to_numpy(), pairs["product_id"].to_numpy()) if callable(fn) \
+        else np.asarray(fn, dtype=float)
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(pairs),) or not np.isfinite(values).all():
+        raise DataValidationError(name, f"must be {len(pairs)} finite values, one per pair; "
+                                  f"got shape {values.shape}")
+    return values
+
+
+def calibrate_similarity(pairs: pd.DataFrame, cosine: np.ndarray, cover: np.ndarray,
+                         config: LabelConfig) -> tuple[float, dict[float, float]]:
+    """The coverage weight of the similarity: ``config.lexical_weight`` if it is a number,
+    else the weight whose similarity best ranks, within each query that has clicks, the
+    pairs with at least ``min_evidence`` expected examinations by their behaviour score
+    (computed with exposure-only priors, so that no similarity enters the target)."""
+    if config.lexical_weight != "auto":
+        return float(config.lexical_weight), {}
+    observed = pairs[["query", "expected_exams", "clicks", "carts", "purchases"]].copy()
+    smooth_signals(observed, config, None)
+    target = behaviour_score(observed, config)
+    clicked = pairs.groupby("query")["clicks"].transform("sum").to_numpy() > 0
+    keep = clicked & (pairs["expected_exams"].to_numpy(float) >= config.min_evidence)
+    return calibrate_lexical_weight(pairs["query"].to_numpy()[keep], cosine[keep],
+                                    cover[keep], np.asarray(target)[keep])

@@ -14,7 +14,7 @@ from ltr.labels.config import LabelConfig
 from ltr.labels.diagnostics import agreement, disagreement_stats, disagreements
 from ltr.labels.pipeline import VARIANTS, derive_labels
 from ltr.labels.report import write_label_run
-from ltr.labels.similarity import pair_similarity
+from ltr.labels.similarity import pair_coverage, pair_similarity
 
 
 def label_run(raw: dict[str, Any]) -> str:
@@ -32,11 +32,15 @@ def label_run(raw: dict[str, Any]) -> str:
         return pair_similarity(encoder, log.products, queries, product_ids,
                                text_cfg.product_fields, text_cfg.product_separator)
 
+    def lexical(queries: np.ndarray, product_ids: np.ndarray) -> np.ndarray:
+        return pair_coverage(log.products, queries, product_ids, text_cfg.product_fields)
+
     judged = log.judgements
     extra = judged[["query", "product_id"]] if judged is not None and \
         raw.get("label_judged_pool", True) else None
     source = log.sources.get("impressions", "impressions")
-    result = derive_labels(log.impressions, config, similarity, extra, "combined", source)
+    result = derive_labels(log.impressions, config, similarity, extra, "combined", source,
+                           lexical=lexical)
     t_label = time.perf_counter() - t0
 
     agreement_table = confusion = None
@@ -44,7 +48,8 @@ def label_run(raw: dict[str, Any]) -> str:
         rows = []
         for variant in VARIANTS:
             res = result if variant == "combined" else \
-                derive_labels(log.impressions, config, similarity, extra, variant, source)
+                derive_labels(log.impressions, config, similarity, extra, variant, source,
+                              lexical=lexical)
             a = agreement(res.labels, judged)
             if variant == "combined":
                 confusion = a.pop("confusion")

@@ -32,3 +32,26 @@ def pair_similarity(encoder, products: pd.DataFrame, queries: np.ndarray,
     q = encoder.encode_texts(np.asarray(queries, dtype=str))
     p = encoder.encode_texts(texts[used])
     return rowwise_cosine(q.embeddings, q.inverse, p.embeddings, p.inverse[used_inverse])
+
+
+def lexical_text(products: pd.DataFrame, fields: Sequence[str] = ()) -> pd.Series:
+    """The product text lexical matching reads: title, category path and ``fields``."""
+    from ltr.text import product_text
+
+    extra = [c for c in dict.fromkeys(["category", *fields]) if c in products.columns]
+    return product_text(products, tuple(extra), separator=" ")
+
+
+def pair_coverage(products: pd.DataFrame, queries: np.ndarray, product_ids: np.ndarray,
+                  fields: Sequence[str] = ()) -> np.ndarray:
+    """Query-term coverage of each pair (:func:`ltr.text.lexical.coverage`) over
+    :func:`lexical_text`."""
+    from ltr.text.lexical import coverage
+
+    rows = pd.Index(products["product_id"]).get_indexer(product_ids)
+    if (rows < 0).any():
+        bad = np.asarray(product_ids)[rows < 0][:5].tolist()
+        raise DataValidationError("products", f"product_id(s) {bad} have no catalog entry, so "
+                                  "no text to match the query", column="product_id")
+    texts = lexical_text(products, fields).to_numpy()
+    return coverage(np.asarray(queries, dtype=object), texts[rows])

@@ -8,8 +8,10 @@ and scored. The table (markdown + CSV + a PNG bar chart) has, per ranker:
   (absent with ``folds``: held-out queries have no derived labels, by design), and
   ``engagement_ndcg@5/10`` against graded engagement (1 click, 2 cart, 3 purchase);
 * ``human_ndcg@5``, ``human_ndcg@10`` (exponential gain) and ``human_ndcg@10_linear`` on
-  the judged pools of the evaluation queries (held-out queries with ``folds``), when the
-  data has human judgements;
+  the judged pools of the queries no ranker trained on (held-out queries with ``folds``,
+  judged queries absent from the log), when the data has human judgements;
+* ``known_human_*``: the same on the judged pools of the queries the rankers trained on,
+  with a ``labels (training)`` row: the training labels themselves on those pools;
 * ``mrr@10_<task>`` and ``auc_<task>`` (group AUC) on the test sessions for click,
   add-to-cart, purchase;
 * ``train_s``: fitting wall time; ``ms_per_100``: median wall time to score one list of
@@ -87,13 +89,22 @@ def evaluate_scores(scores: np.ndarray, lists: ListData, prefix: str = "") -> di
     return out
 
 
-def human_scores(scores: np.ndarray, pools: ListData) -> dict[str, float]:
+def human_scores(scores: np.ndarray, pools: ListData, prefix: str = "human_"
+                 ) -> dict[str, float]:
+    """NDCG of ``scores`` on judged pools against their human grades."""
     human = pools.labels["human"]
     valid = pools.mask & np.isfinite(human)
     s, h = np.nan_to_num(scores), np.nan_to_num(human)
-    return {"human_ndcg@5": ndcg(s, h, valid, k=5).mean,
-            "human_ndcg@10": ndcg(s, h, valid, k=10).mean,
-            "human_ndcg@10_linear": ndcg(s, h, valid, k=10, gain="linear").mean}
+    return {f"{prefix}ndcg@5": ndcg(s, h, valid, k=5).mean,
+            f"{prefix}ndcg@10": ndcg(s, h, valid, k=10).mean,
+            f"{prefix}ndcg@10_linear": ndcg(s, h, valid, k=10, gain="linear").mean}
+
+
+def label_scores(pools: ListData) -> dict[str, float]:
+    """What the training labels themselves score on the judged pools of the known
+    queries (the bar a model trained on them should reach)."""
+    lab = pools.labels["label"]
+    return human_scores(np.where(np.isfinite(lab), lab, -1.0), pools, "known_human_")
 
 
 def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
@@ -126,6 +137,9 @@ def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
         row.update(evaluate_scores(ranker.score(data.test, data), data.test))
         if data.pools is not None:
             row.update(human_scores(ranker.score(data.pools, data), data.pools))
+        if data.known_pools is not None:
+            row.update(human_scores(ranker.score(data.known_pools, data), data.known_pools,
+                                    "known_human_"))
         one = list_of(data.pools if data.pools is not None else data.test)
         ranker.score(one, data)
         times = []
@@ -137,6 +151,8 @@ def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
         rows.append(row)
         print("   " + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "model"),
               flush=True)
+    if data.known_pools is not None and "label" in data.known_pools.labels:
+        rows.append({"model": "labels (training)", **label_scores(data.known_pools)})
     table = pd.DataFrame(rows)
     write_table(table, out / "results.csv")
     write_text(_markdown(table, config), out / "results.md")
@@ -156,7 +172,11 @@ def _markdown(table: pd.DataFrame, config: dict[str, Any]) -> str:
 def _plot(table: pd.DataFrame, path: Path) -> None:
     from ltr.plotting import new_figure, save_figure
 
-    metric = "human_ndcg@10_linear" if "human_ndcg@10_linear" in table else "ndcg@10"
+    metric = next((m for m in ("human_ndcg@10_linear", "known_human_ndcg@10_linear",
+                               "ndcg@10", "engagement_ndcg@10") if m in table), None)
+    if metric is None:
+        return
+    table = table[table[metric].notna()]
     fig = new_figure(7.0, 3.8)
     ax = fig.add_subplot()
     ax.bar(table["model"], table[metric], color="#4c72b0")

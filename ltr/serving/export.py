@@ -16,8 +16,11 @@ Package layout::
     catalog/products.parquet      the catalog columns the features and texts need
     catalog/product_embeddings.safetensors   one row per catalog product
     customers.parquet             customer columns (leave out with include_customers=False)
-    history/pairs.parquet         (query, product) history features
+    history/pairs.parquet         (query, product) history features (as of the end of the
+                                  validation window, history labels included)
     history/products.parquet      product history features
+    neighbours/                   known queries, their embeddings and labels, for the
+                                  neighbour features (when the model reads them)
     text/text.json                encoder settings, fingerprint, weights reference
     text/encoder/                 copied encoder (safetensors + tokenizer files), if copied
     text/query_encoder.onnx       the encoder as ONNX, for fast on-the-fly encoding (when
@@ -47,6 +50,8 @@ import numpy as np
 import pandas as pd
 
 from ltr.errors import ConfigError, DataValidationError, LtrError
+from ltr.features.neighbours import NEIGHBOUR_COLUMNS
+from ltr.features.text_match import COVERAGE_COLUMN
 from ltr.io import current_umask, write_json, write_table
 from ltr.serving import service as layout
 from ltr.serving.features import Schema
@@ -143,8 +148,12 @@ def build_schema(data, text_fields: list[str], separator: str) -> Schema:
     spec = pre.spec
     from ltr.features.derived import DERIVED
 
-    needed = list(dict.fromkeys([*spec.numeric, *spec.categorical,
-                                 *(c for d in spec.derived for c in DERIVED[d].needs)]))
+    lexical = list(getattr(data, "lexical_fields", [])) \
+        if COVERAGE_COLUMN in spec.numeric_inputs else []
+    generated = {COVERAGE_COLUMN, *NEIGHBOUR_COLUMNS}  # computed per request
+    needed = [c for c in dict.fromkeys([*spec.numeric, *spec.categorical, *lexical,
+                                        *(c for d in spec.derived for c in DERIVED[d].needs)])
+              if c not in generated]
     pair_cols = [c for c in data.history[0].columns if c not in ("query", "product_id")]
     prod_hist_cols = [c for c in data.history[1].columns if c != "product_id"]
     products, customers = data.products, data.customers
@@ -169,7 +178,7 @@ def build_schema(data, text_fields: list[str], separator: str) -> Schema:
                   customer_columns=["customer_id", *customer_cols],
                   pair_history_columns=pair_cols, product_history_columns=prod_hist_cols,
                   numeric_columns=numeric, text_fields=text_fields, text_separator=separator,
-                  title_column=TITLE)
+                  title_column=TITLE, lexical_fields=lexical)
 
 
 def _uses_embeddings(ranker) -> bool:
@@ -378,6 +387,12 @@ def _write_contents(folder: Path, ranker, data, dm, args: dict[str, Any], copy_e
     pairs, products = data.history
     write_table(pairs.reset_index(drop=True), folder / layout.PAIR_HISTORY)
     write_table(products.reset_index(drop=True), folder / layout.PRODUCT_HISTORY)
+    nn = getattr(data, "neighbours", None)
+    if nn is not None and set(NEIGHBOUR_COLUMNS) & set(data.preprocessor.spec.numeric_inputs):
+        write_table(pd.DataFrame({"query": nn.queries}), folder / layout.NEIGHBOUR_QUERIES)
+        _write_embeddings(nn.embeddings, folder / layout.NEIGHBOUR_EMBEDDINGS)
+        write_table(nn.label_table(), folder / layout.NEIGHBOUR_LABELS)
+        write_json({"k": nn.k, "value_column": nn.value_column}, folder / layout.NEIGHBOUR_INFO)
     if not uses_texts:
         return
     text_info: dict[str, Any] = {"embeddings": uses_embeddings,

@@ -16,12 +16,16 @@ Defaults for what a request leaves out, identical to training's left joins:
   missing values, and a missing category into the *missing* embedding; derived match
   features are 0.
 * a category value never seen in training: the *unknown* embedding.
+
+The query-term coverage (:mod:`ltr.features.text_match`) and the neighbour columns
+(:mod:`ltr.features.neighbours`) are computed by the same functions as in training, and a
+request is *warm* when one of its rows has (query, product) history, as a training list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,10 +33,12 @@ import pandas as pd
 
 from ltr.data.groups import pad_groups
 from ltr.features.derived import derived_columns
+from ltr.features.neighbours import NEIGHBOUR_COLUMNS
 from ltr.features.preprocess import Preprocessor
+from ltr.features.text_match import COVERAGE_COLUMN, coverage_column
 from ltr.serving.requests import RankRequest, RequestError, check_request
 from ltr.serving.tables import ColumnStore, key_of, object_array
-from ltr.training.lists import ListData
+from ltr.training.lists import WARM_COLUMN, ListData
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class Schema:
     text_fields: list[str]  # title + product fields encoded as the product text
     text_separator: str = " | "
     title_column: str = "title"
+    lexical_fields: list[str] = field(default_factory=list)  # lex_coverage reads these
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -65,6 +72,7 @@ class AssembledBatch:
     catalog_rows: np.ndarray  # [N] row in the packaged catalog, -1 for records
     records: dict[int, dict[str, Any]]  # row -> validated product record
     offsets: np.ndarray  # [R + 1]: request r holds rows offsets[r]:offsets[r + 1]
+    query_embeddings: np.ndarray | None = None  # [R, d] frozen, when an embedder was given
 
 
 def _cell(value: Any, dtype: np.dtype) -> Any:
@@ -96,8 +104,13 @@ class RequestAssembler:
 
     def __init__(self, schema: Schema, preprocessor: Preprocessor, catalog: ColumnStore,
                  customers: ColumnStore | None, pair_history: ColumnStore,
-                 product_history: ColumnStore, needs_title: bool) -> None:
+                 product_history: ColumnStore, needs_title: bool,
+                 neighbours: Any = None) -> None:
         self.schema = schema
+        self.neighbours = neighbours  # ltr.features.neighbours.QueryNeighbours or None
+        needed = set(preprocessor.spec.numeric_inputs)
+        self.needs_coverage = COVERAGE_COLUMN in needed
+        self.needs_neighbours = bool(needed & set(NEIGHBOUR_COLUMNS))
         self.pre = preprocessor
         self.catalog = catalog
         self.customers = customers
@@ -169,7 +182,11 @@ class RequestAssembler:
         return self.customers.index.get(key_of(customer), -1), None
 
     # ------------------------------------------------------------------ assembly
-    def assemble(self, requests: list[RankRequest], prefix: str = "") -> AssembledBatch:
+    def assemble(self, requests: list[RankRequest], prefix: str = "",
+                 embed: Callable[[list[str]], np.ndarray] | None = None) -> AssembledBatch:
+        """Validate ``requests`` and lay them out as lists. ``embed`` (query texts -> the
+        frozen encoder's ``[R, d]`` embeddings) is called once the requests are valid; the
+        neighbour features need it."""
         keys: list[str] = []
         cat_rows: list[int] = []
         records: dict[int, dict[str, Any]] = {}
@@ -214,7 +231,20 @@ class RequestAssembler:
         prod_rows = self.product_history.rows(keys)
         for col in self.schema.product_history_columns:
             table[col] = self.product_history.gather(col, prod_rows)
+        table["query"] = q_of_row
+        if self.needs_coverage:
+            table[COVERAGE_COLUMN] = coverage_column(table, self.schema.lexical_fields,
+                                                     "request")
+        q_emb = embed(queries) if embed is not None else None
+        if self.needs_neighbours:
+            if self.neighbours is None or q_emb is None:
+                raise RuntimeError("the model reads neighbour features: the package needs "
+                                   "its neighbour tables and a query encoder")
+            table.update(self.neighbours.columns(queries, q_emb, keys, group))
         table.update(derived_columns(table, self.pre.spec.derived, group, source="request"))
+        warm = np.zeros(len(requests), dtype=bool)
+        if WARM_COLUMN in table:  # a request with (query, product) history is warm
+            np.logical_or.at(warm, group, ~pd.isna(table[WARM_COLUMN]))
         numeric, categorical = self.pre.transform(table, "request")
         layout = pad_groups(group)
         product_ids = object_array(self.catalog.columns["product_id"][np.maximum(rows, 0)]
@@ -231,9 +261,10 @@ class RequestAssembler:
             mask=layout.mask,
             product_id=layout.gather(product_ids, fill=None),
             labels={},
+            warm=warm,
         )
         offsets = np.concatenate([[0], np.cumsum(counts)])
-        return AssembledBatch(lists, queries, product_ids, rows, records, offsets)
+        return AssembledBatch(lists, queries, product_ids, rows, records, offsets, q_emb)
 
     def record_texts(self, records: dict[int, dict[str, Any]]) -> dict[int, str]:
         """The product text of each record (:func:`ltr.text.product_text`, as in training)."""

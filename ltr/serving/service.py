@@ -60,6 +60,10 @@ QUERY_EMBEDDINGS = "text/query_embeddings.safetensors"
 ENCODER_DIR = "text/encoder"
 METRICS = "metrics.json"
 DATA_CONFIG = "data.json"
+NEIGHBOUR_QUERIES = "neighbours/queries.parquet"
+NEIGHBOUR_EMBEDDINGS = "neighbours/query_embeddings.safetensors"
+NEIGHBOUR_LABELS = "neighbours/labels.parquet"
+NEIGHBOUR_INFO = "neighbours/neighbours.json"
 
 
 class FairSlots:
@@ -194,9 +198,11 @@ class RankingService:
             self.text = PackagedText(self._load_encoder(), known,
                                      _read_embeddings(f / QUERY_EMBEDDINGS), cache_size,
                                      onnx=self._load_onnx() if use_onnx else None)
+        neighbours = self._load_neighbours() if NEIGHBOUR_INFO in self.manifest["files"] \
+            else None
         self.assembler = RequestAssembler(self.schema, self.preprocessor, self.catalog,
                                           customers, pairs, products,
-                                          needs_title=self.uses_texts)
+                                          needs_title=self.uses_texts, neighbours=neighbours)
         self.loaded_at = time.time()
         self._slots = FairSlots(max(1, int(max_concurrent or os.cpu_count() or 1)))
         if num_threads is not None:
@@ -225,6 +231,16 @@ class RankingService:
         except ImportError:
             return None  # the PyTorch encoder computes the same
         return OnnxEncoder(self.folder / ONNX_FILE)
+
+    def _load_neighbours(self):
+        from ltr.features.neighbours import QueryNeighbours
+
+        f = self.folder
+        info = read_json(f / NEIGHBOUR_INFO)
+        queries = read_table(f / NEIGHBOUR_QUERIES)["query"].astype(str).tolist()
+        return QueryNeighbours(queries, _read_embeddings(f / NEIGHBOUR_EMBEDDINGS),
+                               read_table(f / NEIGHBOUR_LABELS), int(info["k"]),
+                               str(info["value_column"]))
 
     def _load_encoder(self):
         from ltr.serving.encoder import load_package_encoder
@@ -265,7 +281,8 @@ class RankingService:
     def score_requests(self, requests: list[RankRequest], prefix: str = "requests"
                        ) -> tuple[Any, dict[str, np.ndarray]]:
         """The assembled batch and the ranker's ``{output: [R, L]}`` scores."""
-        batch = self.assembler.assemble(requests, prefix)
+        embed = self.text.queries if self.uses_embeddings else None
+        batch = self.assembler.assemble(requests, prefix, embed)
         data = self._request_data(batch)
         return batch, self.ranker.score_outputs(batch.lists, data)
 
@@ -275,7 +292,8 @@ class RankingService:
         texts = RowTexts(rows, self.catalog_texts, new)
         q_emb = p_emb = None
         if self.uses_embeddings:
-            q_emb = self.text.queries(batch.queries)
+            q_emb = batch.query_embeddings if batch.query_embeddings is not None else \
+                self.text.queries(batch.queries)
             p_emb = self.catalog_embeddings[np.maximum(rows, 0)]
             if new:
                 p_emb[list(new)] = self.text.products(list(new.values()))

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltr.errors import DataValidationError
+from ltr.errors import ConfigError, DataValidationError
 from ltr.io import write_json, write_table
 from ltr.simulate.catalog import top_category
 from ltr.simulate.config import SimulationConfig
@@ -74,6 +74,7 @@ class SimulationResult:
     true_examination: pd.DataFrame  # position, examination
     true_preferences: pd.DataFrame  # customer_id, price_sensitivity, favourite_brands, ...
     config: SimulationConfig
+    queries: pd.DataFrame | None = None  # synthetic queries (ltr.simulate.queries), if any
 
     def write(self, out_dir: str | Path, fmt: str = "parquet") -> dict[str, Path]:
         """Write the log (products, customers, impressions) and ``ground_truth/``.
@@ -93,13 +94,36 @@ class SimulationResult:
             "true_preferences": write_table(self.true_preferences,
                                             out / "ground_truth" / f"customer_preferences.{fmt}"),
         }
+        if self.queries is not None:
+            paths["synthetic_queries"] = write_table(
+                self.queries, out / "ground_truth" / f"synthetic_queries.{fmt}")
         paths["config"] = write_json(self.config.to_dict(), out / "ground_truth" /
                                      "simulation_config.json")
         return paths
 
 
+def ready_candidates(candidates: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
+    """Check ready-made candidates (query, product_id, grade, relevance in [0, 1])."""
+    for col in ("query", "product_id", "grade", "relevance"):
+        if col not in candidates:
+            raise DataValidationError("candidates", "is needed by the simulator", column=col)
+    if candidates.empty:
+        raise DataValidationError("candidates", "is empty: no query has a candidate")
+    cand = candidates[["query", "product_id", "grade", "relevance"]].reset_index(drop=True)
+    checks = (("product_id", ~cand["product_id"].isin(products["product_id"]),
+               "are not in the catalog"),
+              ("relevance", ~cand["relevance"].between(0.0, 1.0), "must be in [0, 1]"))
+    for col, bad, problem in checks:
+        rows = np.flatnonzero(bad.to_numpy())
+        if len(rows):
+            raise DataValidationError("candidates", problem, column=col, rows=rows[:5].tolist(),
+                                      values=cand[col].iloc[rows[:5]].tolist())
+    return cand
+
+
 def simulate(products: pd.DataFrame, config: SimulationConfig | None = None,
-             judgements: pd.DataFrame | None = None) -> SimulationResult:
+             judgements: pd.DataFrame | None = None, candidates: pd.DataFrame | None = None,
+             queries: pd.DataFrame | None = None) -> SimulationResult:
     """Simulate a search log over ``products`` (a validated catalog).
 
     Args:
@@ -107,8 +131,17 @@ def simulate(products: pd.DataFrame, config: SimulationConfig | None = None,
             review_count (see :func:`ltr.simulate.catalog.augment_catalog` to fill gaps).
         config: simulator parameters; defaults to :class:`SimulationConfig()`.
         judgements: optional human grades (query, product_id, grade) used as true
-            relevance; without them the synthetic relevance model is used.
+            relevance; without them (and without ``candidates``) the synthetic relevance
+            model is used.
+        candidates: ready candidate pools with their true relevance (query, product_id,
+            grade, relevance in [0, 1]), e.g. from
+            :func:`ltr.simulate.queries.synthetic_query_candidates`; exclusive with
+            ``judgements``.
+        queries: the table behind ``candidates`` (written as
+            ``ground_truth/synthetic_queries``); kept as is in the result.
     """
+    if judgements is not None and candidates is not None:
+        raise ConfigError("simulate.candidates", "give judgements or candidates, not both")
     config = config or SimulationConfig()
     rng = np.random.default_rng(config.seed)
     products = products.reset_index(drop=True)
@@ -116,8 +149,12 @@ def simulate(products: pd.DataFrame, config: SimulationConfig | None = None,
         if col not in products:
             raise DataValidationError("products", "is needed by the simulator", column=col)
 
-    cand = (judged_candidates(judgements, products) if judgements is not None
-            else synthetic_candidates(products, config, rng))
+    if candidates is not None:
+        cand = ready_candidates(candidates, products)
+    elif judgements is not None:
+        cand = judged_candidates(judgements, products)
+    else:
+        cand = synthetic_candidates(products, config, rng)
     cand = cand.sort_values(["query", "product_id"], kind="stable").reset_index(drop=True)
 
     # --- catalog codes -------------------------------------------------------------
@@ -128,8 +165,8 @@ def simulate(products: pd.DataFrame, config: SimulationConfig | None = None,
     brands, categories = np.asarray(brands), np.asarray(categories)
 
     # per-candidate features
-    q_codes, queries = pd.factorize(cand["query"], sort=True)
-    queries = np.asarray(queries)
+    q_codes, query_texts = pd.factorize(cand["query"], sort=True)
+    query_texts = np.asarray(query_texts)
     rel = cand["relevance"].to_numpy(float)
     log_price = np.log(products["price"].to_numpy(float))[prod_row]
     z_price = _zscore_by(log_price, q_codes)
@@ -148,7 +185,7 @@ def simulate(products: pd.DataFrame, config: SimulationConfig | None = None,
 
     # --- sessions: customer, query, time ------------------------------------------------
     n_s = config.n_sessions
-    n_q = len(queries)
+    n_q = len(query_texts)
     q_start = np.searchsorted(q_codes, np.arange(n_q))
     q_len = np.diff(np.r_[q_start, len(cand)])
     popularity = 1.0 / (1.0 + rng.permutation(n_q)) ** config.query_zipf
@@ -222,7 +259,7 @@ def simulate(products: pd.DataFrame, config: SimulationConfig | None = None,
         "session_id": (imp_session + 1).astype("int64"),
         "timestamp": session_time[imp_session],
         "customer_id": customers.observed["customer_id"].to_numpy()[cust],
-        "query": pd.Categorical.from_codes(q_codes[imp_cand], categories=queries),
+        "query": pd.Categorical.from_codes(q_codes[imp_cand], categories=query_texts),
         "product_id": cand["product_id"].to_numpy()[imp_cand],
         "position": position.astype("int16"),
         "clicked": clicked.astype("int8"),
@@ -239,6 +276,7 @@ def simulate(products: pd.DataFrame, config: SimulationConfig | None = None,
                                        "examination": curve}),
         true_preferences=customers.truth,
         config=config,
+        queries=queries,
     )
 
 

@@ -15,19 +15,55 @@ from ltr.errors import ConfigError
 from ltr.io import write_table
 from ltr.training.lists import OUTCOMES, ListData, ListDataset, OutcomeSampler
 from ltr.training.prepare import PreparedData, prepare
-from ltr.training.text_branch import FineTunedText, FrozenTextTables
+from ltr.training.text_branch import FineTunedText, FrozenTextTables, QueryTunedText
 
 DEFAULT_FEATURES: dict[str, Any] = {
     "numeric": ["price", "rating", "review_count", "price_sensitivity", "tenure_days",
-                "hist_pair_ctr", "hist_pair_impressions", "hist_product_ctr",
+                "hist_pair_ctr", "hist_pair_impressions", "hist_pair_cart_rate",
+                "hist_pair_purchase_rate", "hist_pair_label", "hist_product_ctr",
                 "hist_product_impressions", "hist_product_cart_rate",
-                "hist_product_purchase_rate"],
+                "hist_product_purchase_rate", "lex_coverage", "nn_label", "nn_coverage",
+                "nn_max_sim"],
     "log1p": ["price", "review_count", "tenure_days", "hist_pair_impressions",
               "hist_product_impressions"],
     "categorical": ["brand", "product_class", "segment", "preferred_brand",
                     "preferred_category"],
     "derived": ["brand_match", "category_match", "price_z_in_list", "top_category"],
 }
+
+
+EVIDENCE = {"coverage": "lex_coverage", "history_label": "hist_pair_label",
+            "neighbour_label": "nn_label"}
+
+
+def evidence_columns(pre: Any) -> dict[str, dict[str, Any]]:
+    """Where the label evidence the ranking score may use directly sits in the
+    preprocessed numeric features: ``{output: {index, missing_index, zero}}`` for each
+    column of :data:`EVIDENCE` the feature spec has (``zero``: a label score of 0 after
+    preprocessing, the value a missing label takes in the score)."""
+    names = pre.numeric_names
+    out = {}
+    for output, col in EVIDENCE.items():
+        if col not in names or col in pre.spec.log1p:
+            continue
+        miss = f"{col}__missing"
+        out[output] = {"index": names.index(col),
+                       "missing_index": names.index(miss) if miss in names else None,
+                       "zero": (0.0 - pre.means[col]) / pre.stds[col],
+                       "mean": pre.means[col], "std": pre.stds[col]}
+    return out
+
+
+def default_features(text: dict[str, Any] | None, neighbours: dict[str, Any] | None
+                     ) -> dict[str, Any]:
+    """:data:`DEFAULT_FEATURES`, without the neighbour columns when they cannot exist (no
+    text, or ``neighbours.k`` 0)."""
+    from ltr.features.neighbours import NEIGHBOUR_COLUMNS
+
+    if text is not None and (neighbours or {}).get("k", 10):
+        return DEFAULT_FEATURES
+    return {**DEFAULT_FEATURES, "numeric": [c for c in DEFAULT_FEATURES["numeric"]
+                                            if c not in NEIGHBOUR_COLUMNS]}
 
 
 DEFAULT_RATES = {"none": 0.1, "click": 0.2, "cart": 0.2, "purchase": 0.2, "pool": 0.3}
@@ -54,8 +90,11 @@ class LtrDataModule(pl.LightningDataModule):
         pool_lists, pool_list_size: candidate-pool training lists for the relevance task
             (see :func:`ltr.training.prepare.prepare`); 0 turns them off.
         history_dropout: share of training lists without (query, product) history.
-        valid_query_share: with folds, share of training queries kept for validation
-            (their candidate pools, scored against derived labels).
+        valid_query_share: share of training queries kept for validation (never trained
+            on; their candidate pools are scored against their derived labels: the cold,
+            new-query case).
+        neighbours: label transfer from similar known queries (``{"k": 10}``; ``k`` 0
+            turns it off), see :mod:`ltr.features.neighbours`.
         stream_dir: stream training lists from Parquet written there (one row group in
             memory at a time; lists shuffled once, so ``sampling`` does not apply).
         seed: sampling and hard-negative seed.
@@ -70,7 +109,8 @@ class LtrDataModule(pl.LightningDataModule):
                  predict_split: str = "test", anonymous_share: float = 0.1,
                  pool_lists: int = 2, pool_list_size: int = 25,
                  history_dropout: float = 0.3, valid_query_share: float = 0.15,
-                 stream_dir: str | None = None, seed: int = 0) -> None:
+                 stream_dir: str | None = None, neighbours: dict[str, Any] | None = None,
+                 seed: int = 0) -> None:
         super().__init__()
         if sampling not in ("uniform", "diverse"):
             raise ConfigError("data.sampling", f"must be 'uniform' or 'diverse', got {sampling!r}")
@@ -81,8 +121,8 @@ class LtrDataModule(pl.LightningDataModule):
                               f"unknown outcome; choose from {list(OUTCOMES)}")
         if any(v < 0 for v in rates.values()):
             raise ConfigError("data.sampling_rates", "rates must be >= 0")
-        if predict_split not in ("test", "valid", "pools"):
-            raise ConfigError("data.predict_split", "must be test, valid or pools")
+        if predict_split not in ("test", "valid", "pools", "known_pools"):
+            raise ConfigError("data.predict_split", "must be test, valid, pools or known_pools")
         if batch_size < 1 or eval_batch_size < 1:
             raise ConfigError("data.batch_size", "must be >= 1")
         self.save_hyperparameters()
@@ -96,6 +136,7 @@ class LtrDataModule(pl.LightningDataModule):
         """A data module over data already prepared (by :func:`prepare`)."""
         dm = cls(tasks=prepared.tasks, **kwargs)
         dm._prepared = prepared
+        dm._encoder = prepared.encoder
         return dm
 
     # ------------------------------------------------------------------ preparation
@@ -108,7 +149,8 @@ class LtrDataModule(pl.LightningDataModule):
 
                 self._encoder = TextEncoder.from_config(TextConfig.from_mapping(hp.text,
                                                                                 "data.text"))
-            self._prepared = prepare(hp.data_dir, self.tasks, hp.features or DEFAULT_FEATURES,
+            features = hp.features or default_features(hp.text, hp.neighbours)
+            self._prepared = prepare(hp.data_dir, self.tasks, features,
                                      hp.labels, hp.text, hp.split, hp.folds, hp.fold,
                                      hp.hard_negatives, hp.seed, encoder=self._encoder,
                                      anonymous_share=hp.anonymous_share,
@@ -116,7 +158,7 @@ class LtrDataModule(pl.LightningDataModule):
                                      pool_list_size=hp.pool_list_size,
                                      history_dropout=hp.history_dropout,
                                      valid_query_share=hp.valid_query_share,
-                                     stream_dir=hp.stream_dir)
+                                     stream_dir=hp.stream_dir, neighbours=hp.neighbours)
             self._prepared.config = {"tasks": list(self.tasks),
                                      **{k: v for k, v in dict(hp).items() if k != "tasks"}}
         return self._prepared
@@ -127,16 +169,34 @@ class LtrDataModule(pl.LightningDataModule):
         p = self.prepared
         return {"n_numeric": p.preprocessor.numeric_width,
                 "cardinalities": p.preprocessor.cardinalities,
-                "text_dim": 0 if p.query_embeddings is None else int(p.query_embeddings.shape[1])}
+                "text_dim": 0 if p.query_embeddings is None else int(p.query_embeddings.shape[1]),
+                "evidence": evidence_columns(p.preprocessor),
+                "lexical_weight": float(p.lexical_weight)}
 
-    def text_branch(self, trainable_layers: int = 0):
+    def frozen_text(self) -> FrozenTextTables:
+        """The precomputed embeddings of every query and product of the data."""
         p = self.prepared
         if p.query_embeddings is None:
             raise ConfigError("data.text", "is null, so there are no text embeddings")
-        if trainable_layers > 0:
-            self._encoder.set_trainable_layers(trainable_layers)
-            return FineTunedText(self._encoder, p.query_texts, p.product_texts)
         return FrozenTextTables(p.query_embeddings, p.product_embeddings)
+
+    def text_branch(self, trainable_layers: int = 0, tower: str = "query"):
+        """A fine-tuned text branch (``trainable_layers > 0``; ``tower``: ``query`` tunes a
+        copy of the encoder for queries only, ``shared`` one encoder for both), or the
+        frozen tables."""
+        import copy
+
+        p = self.prepared
+        if trainable_layers <= 0:
+            return self.frozen_text()
+        if self._encoder is None:
+            raise ConfigError("data.text", "fine-tuning needs the text encoder (data.text)")
+        if tower == "query":
+            encoder = copy.deepcopy(self._encoder)
+            encoder.set_trainable_layers(trainable_layers)
+            return QueryTunedText(encoder, p.query_texts)
+        self._encoder.set_trainable_layers(trainable_layers)
+        return FineTunedText(self._encoder, p.query_texts, p.product_texts)
 
     def setup(self, stage: str | None = None) -> None:
         _ = self.prepared
@@ -160,15 +220,20 @@ class LtrDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> list[DataLoader]:
         loaders = [self._loader(self.prepared.test)]
-        if self.prepared.pools is not None:
-            loaders.append(self._loader(self.prepared.pools))
+        for pools in (self.prepared.pools, self.prepared.known_pools):
+            if pools is not None:
+                loaders.append(self._loader(pools))
         return loaders
 
     def predict_data(self) -> ListData:
         p = self.prepared
-        data = {"test": p.test, "valid": p.valid, "pools": p.pools}[self.hparams.predict_split]
+        data = {"test": p.test, "valid": p.valid, "pools": p.pools,
+                "known_pools": p.known_pools}[self.hparams.predict_split]
         if data is None:
-            raise ConfigError("data.predict_split", "pools need judgements in the data folder")
+            raise ConfigError("data.predict_split", f"there are no "
+                              f"{self.hparams.predict_split.replace('_', ' ')}: pools need "
+                              "judgements in the data folder (pools: of queries never trained "
+                              "on; known_pools: of the queries trained on)")
         return data
 
     def predict_dataloader(self) -> DataLoader:
@@ -182,7 +247,7 @@ class LtrDataModule(pl.LightningDataModule):
         cols: dict[str, np.ndarray] = {k: np.concatenate([o[k].numpy() for o in outputs])
                                        for k in outputs[0] if k != "index"}
         mask = data.mask[index]
-        group = "query" if self.hparams.predict_split == "pools" else "session_id"
+        group = "query" if self.hparams.predict_split.endswith("pools") else "session_id"
         frame = {group: np.repeat(data.keys[index], mask.sum(axis=1)),
                  "product_id": data.product_id[index][mask]}
         frame.update({k: v[mask] for k, v in cols.items()})

@@ -20,6 +20,7 @@ from ltr.features.preprocess import Preprocessor
 from ltr.features.spec import TASK_COLUMNS
 
 OUTCOMES = ("none", "click", "cart", "purchase", "pool")
+WARM_COLUMN = "hist_pair_impressions"  # a list is warm when a row has this history
 
 
 @dataclass
@@ -34,6 +35,13 @@ class ListData:
     product_id: np.ndarray  # [G, L] product ids (object), None where padded
     labels: dict[str, np.ndarray] = field(default_factory=dict)  # task -> [G, L] float32
     customer_id: np.ndarray | None = None  # [G] the list's customer (None: anonymous/unknown)
+    # [G] True where some row of the list has (query, product) history (a *warm* list);
+    # None: all cold
+    warm: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.warm is None:
+            self.warm = np.zeros(len(self.keys), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -48,7 +56,7 @@ class ListData:
                         mask=self.mask[idx, w], product_id=self.product_id[idx, w],
                         labels={k: v[idx, w] for k, v in self.labels.items()},
                         customer_id=None if self.customer_id is None
-                        else self.customer_id[idx])
+                        else self.customer_id[idx], warm=self.warm[idx])
 
     @property
     def list_size(self) -> int:
@@ -102,6 +110,10 @@ def build_lists(rows: pd.DataFrame, group_col: str, pre: Preprocessor,
     position = rows["position"].fillna(0).to_numpy(np.int64) if "position" in rows else \
         np.zeros(len(rows), np.int64)
     first = groups.index[:, 0]
+    warm = np.zeros(len(groups.keys), dtype=bool)
+    if WARM_COLUMN in rows:
+        has = groups.gather(rows[WARM_COLUMN].notna().to_numpy(), fill=False)
+        warm = has.any(axis=1)
     labels = {}
     for task, col in {**{t: TASK_COLUMNS[t] for t in tasks}, **(extra_labels or {})}.items():
         y = rows[col].to_numpy(np.float32) if col in rows else np.full(len(rows), np.nan,
@@ -118,6 +130,7 @@ def build_lists(rows: pd.DataFrame, group_col: str, pre: Preprocessor,
         product_id=groups.gather(rows["product_id"].to_numpy().astype(object), fill=None),
         labels=labels,
         customer_id=_customers(rows, first),
+        warm=warm,
     )
 
 
@@ -140,6 +153,7 @@ class ListDataset(Dataset):
         self.product_text = torch.from_numpy(data.product_text)
         self.position = torch.from_numpy(data.position)
         self.mask = torch.from_numpy(data.mask)
+        self.warm = torch.from_numpy(np.asarray(data.warm, dtype=bool))
         self.labels = {t: torch.from_numpy(y) for t, y in data.labels.items()}
 
     def __len__(self) -> int:
@@ -150,7 +164,8 @@ class ListDataset(Dataset):
         a slice: a batch, ``[B, L, ...]``, as the default collate would stack them)."""
         item = {"numeric": self.numeric[rows], "categorical": self.categorical[rows],
                 "query_text": self.query_text[rows], "product_text": self.product_text[rows],
-                "position": self.position[rows], "mask": self.mask[rows]}
+                "position": self.position[rows], "mask": self.mask[rows],
+                "warm": self.warm[rows]}
         for t, y in self.labels.items():
             item[f"y_{t}"] = y[rows]
         return item

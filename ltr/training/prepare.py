@@ -6,22 +6,47 @@ Steps (each documented where it lives):
 2. split sessions by time into history / train / valid / test windows
    (:func:`ltr.features.split.time_windows`) and, with ``folds > 1``, hold out the queries
    of fold ``fold`` (:func:`ltr.features.split.query_folds`): held-out queries give nothing
-   to training — no clicks, no labels, no history features;
-3. history features from the history window of the training queries
-   (:mod:`ltr.features.history`);
+   to training — no clicks, no labels, no history features. A share of the other queries
+   (``valid_query_share``) become *validation queries*: never trained on, they stand for
+   the queries a shop has not seen yet;
+3. history features (:mod:`ltr.features.history`), always from a window that ends
+   before the rows they describe: the history window for training rows, history + train
+   for validation rows, everything but the test window for test rows, judged pools and
+   model packages (a ranking service refreshes its history the same way);
 4. relevance labels from the training window of the training queries
-   (:func:`ltr.labels.derive_labels`), joined onto every split;
-5. join products, customers, history and derived features; fit the preprocessor on the
-   training rows only;
-6. encode unique query and product texts once (:class:`ltr.text.TextEncoder`, cached);
-7. lay out lists: training sessions (plus hard negatives from the same query's pool),
-   validation and test sessions, and — where human judgements exist — each evaluation
-   query's judged pool with the human grades (customer unknown, position unknown).
+   (:func:`ltr.labels.derive_labels`), joined onto the training rows;
+5. label transfer from similar known queries (:mod:`ltr.features.neighbours`), the
+   query itself excluded;
+6. join products, customers, history, neighbour and derived features; fit the
+   preprocessor on the training rows only;
+7. encode unique query and product texts once (:class:`ltr.text.TextEncoder`, cached);
+8. lay out lists: training sessions (plus hard negatives from the same query's pool and
+   candidate-pool lists), validation lists, test sessions and — where human judgements
+   exist — each judged query's pool with the human grades (customer unknown, position
+   unknown): ``pools`` for the queries the model never trained on (*new queries*),
+   ``known_pools`` for the ones it did (*known queries*, with the training labels beside
+   the human grades so that the two can be compared on the same lists).
+
+**Validation lists** (model selection and the choice of the ranking score, see
+:mod:`ltr.training.score_selection`). With the relevance task: *cold* lists, the
+validation queries' candidate pools scored against their relevance labels (the same rule
+as the training labels, from their own clicks), and *warm* lists, the training queries'
+pools scored against behaviour-only labels from the validation window's clicks alone
+(clicks the model never trained on; a few days of clicks leave most pairs with little
+evidence, and the combined rule would then lean on the text similarity and favour the
+cosine over what the log says). Without the relevance task: the validation window's
+sessions.
+
+A list is *warm* when at least one of its rows has (query, product) history, else
+*cold* (:attr:`ListData.warm`); the model's ranking score may weigh its outputs
+differently in the two cases.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,13 +56,17 @@ import pandas as pd
 from ltr.data.loaders import SearchLog, load_log
 from ltr.errors import ConfigError, DataValidationError
 from ltr.features.derived import add_derived
-from ltr.features.history import history_features, join_history
+from ltr.features.history import PAIR_HISTORY_COLUMNS, history_features, join_history
+from ltr.features.neighbours import QueryNeighbours
 from ltr.features.preprocess import Preprocessor
 from ltr.features.spec import FeatureSpec, check_tasks
 from ltr.features.split import query_folds, time_windows
+from ltr.features.text_match import COVERAGE_COLUMN, coverage_column, lexical_fields
 from ltr.labels.config import LabelConfig
 from ltr.labels.pipeline import derive_labels
 from ltr.training.lists import ListData, build_lists
+
+History = tuple[pd.DataFrame, pd.DataFrame]
 
 
 @dataclass
@@ -52,24 +81,36 @@ class PreparedData:
     train: ListData | None  # None when training lists stream from Parquet (train_stream)
     valid: ListData
     test: ListData
-    pools: ListData | None  # judged pools of the evaluation queries, labels["human"]
+    pools: ListData | None  # judged pools of queries never trained on, labels["human"]
     held_out_queries: list[str]
     info: dict[str, Any] = field(default_factory=dict)
     train_stream: Any = None  # ParquetListStream when stream_dir is set
     query_index: dict[str, int] = field(default_factory=dict)
     product_index: dict[object, int] = field(default_factory=dict)
+    # judged pools of the queries trained on: labels["human"] and labels["label"]
+    known_pools: ListData | None = None
     # what inference needs to rebuild a row's features (model packages, ltr.serving)
     products: pd.DataFrame | None = None  # the whole catalog of the log folder
     customers: pd.DataFrame | None = None
-    history: tuple[pd.DataFrame, pd.DataFrame] | None = None  # (pair, product) features
+    history: History | None = None  # (pair, product) features as of the end of validation
+    neighbours: QueryNeighbours | None = None  # label transfer at inference
+    lexical_weight: float = 0.0  # coverage weight of the text similarity (from the labels)
+    encoder: Any = None  # the ltr.text.TextEncoder the texts were encoded with
+    lexical_fields: list[str] = field(default_factory=lambda: ["title", "category"])
     text: dict[str, Any] | None = None  # the data.text settings (None: no text)
     config: dict[str, Any] = field(default_factory=dict)  # data-module arguments, if known
 
 
-def join_rows(rows: pd.DataFrame, log: SearchLog, hist: tuple[pd.DataFrame, pd.DataFrame],
-              labels: pd.DataFrame | None, spec: FeatureSpec, group: str) -> pd.DataFrame:
-    """Impression or candidate rows + product, customer, history, label, derived columns."""
+def join_rows(rows: pd.DataFrame, log: SearchLog, hist: History,
+              labels: pd.DataFrame | None, spec: FeatureSpec, group: str,
+              neighbours: QueryNeighbours | None = None,
+              embed: Callable[[list[str]], np.ndarray] | None = None,
+              fields: list[str] | None = None) -> pd.DataFrame:
+    """Impression or candidate rows + product, customer, history, lexical match
+    (``fields``: :func:`ltr.features.text_match.lexical_fields`), neighbour, label and
+    derived columns."""
     out = rows.merge(log.products, on="product_id", how="left", suffixes=("", "__product"))
+    out[COVERAGE_COLUMN] = coverage_column(out, fields or lexical_fields(), "rows")
     cust = log.customers
     clash = (set(cust.columns) - {"customer_id"}) & set(out.columns)
     if clash:
@@ -82,6 +123,8 @@ def join_rows(rows: pd.DataFrame, log: SearchLog, hist: tuple[pd.DataFrame, pd.D
         attrs = cust.assign(customer_id=cust["customer_id"].astype(object))
         out = out.assign(customer_id=key).merge(attrs, on="customer_id", how="left")
     out = join_history(out, *hist)
+    if neighbours is not None and embed is not None:
+        out = out.assign(**neighbours.table_columns(out, embed))
     if labels is not None:
         out = out.merge(labels[["query", "product_id", "grade"]], on=["query", "product_id"],
                         how="left")
@@ -111,20 +154,47 @@ def _hard_negatives(train: pd.DataFrame, pool: pd.DataFrame, n: int, seed: int) 
     return neg.assign(position=0, clicked=0, added_to_cart=0, purchased=0)
 
 
-def _pool_lists(labels: pd.DataFrame, repeats: int, size: int, seed: int) -> pd.DataFrame:
-    """Candidate-pool lists from a label table: ids -1, -2, ... (never a session id)."""
+def _pool_lists(labels: pd.DataFrame, repeats: int, size: int, seed: int,
+                first_id: int = -1, keep_grade: bool = False) -> pd.DataFrame:
+    """Candidate-pool lists from a label table: ids ``first_id``, ``first_id - 1``, ...
+    (negative: never a session id); with ``keep_grade`` the table's ``grade`` column
+    comes along."""
     rng = np.random.default_rng(seed + 2)
-    parts, next_id = [], -1
+    parts, next_id = [], first_id
+    cols = ["query", "product_id", *(["grade"] if keep_grade else [])]
     for _ in range(repeats):
         for _q, g in labels.groupby("query", sort=True):
             order = rng.permutation(len(g))
             for start in range(0, len(g), size):
                 chunk = g.iloc[order[start:start + size]]
-                parts.append(chunk[["query", "product_id"]].assign(session_id=next_id))
+                parts.append(chunk[cols].assign(session_id=next_id))
                 next_id -= 1
+    if not parts:
+        return pd.DataFrame(columns=[*cols, "session_id", "timestamp", "customer_id",
+                                     "position", "clicked", "added_to_cart", "purchased"])
     rows = pd.concat(parts, ignore_index=True)
     return rows.assign(timestamp=pd.NaT, customer_id=None, position=0, clicked=np.nan,
                        added_to_cart=np.nan, purchased=np.nan)
+
+
+def _judged_rows(judged: pd.DataFrame, queries: set[str], log: SearchLog) -> pd.DataFrame:
+    """Candidate rows of the judged pools of ``queries``: human grade, no customer."""
+    part = judged[judged["query"].isin(queries)]
+    cand = part[["query", "product_id", "grade"]].rename(columns={"grade": "human"})
+    cand = cand.assign(position=0)
+    dtype = log.customers["customer_id"].dtype
+    cand["customer_id"] = pd.Series(pd.NA, index=cand.index,
+                                    dtype=dtype if dtype.kind != "i" else "Int64")
+    return cand
+
+
+def _pick_validation_queries(queries: list[str], share: float, seed: int) -> set[str]:
+    """``share`` of ``queries`` (at least one, leaving at least two to train on)."""
+    if share <= 0 or len(queries) < 3:
+        return set()
+    n = min(max(1, round(share * len(queries))), len(queries) - 2)
+    pick = np.random.default_rng(seed + 4).permutation(len(queries))[:n]
+    return {queries[i] for i in pick}
 
 
 def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = None,
@@ -133,7 +203,8 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
             hard_negatives: int = 0, seed: int = 0, encoder: Any = None,
             anonymous_share: float = 0.1, pool_lists: int = 2,
             pool_list_size: int = 25, history_dropout: float = 0.3,
-            valid_query_share: float = 0.15, stream_dir: str | None = None) -> PreparedData:
+            valid_query_share: float = 0.15, stream_dir: str | None = None,
+            neighbours: dict[str, Any] | None = None) -> PreparedData:
     """Build :class:`PreparedData` (see the module docstring). ``text=None`` means no text
     features; ``encoder`` may pass a ready :class:`ltr.text.TextEncoder`.
 
@@ -151,11 +222,14 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     history features, as a query never seen before would: without it the model learns
     to lean on features that a new query never has.
 
-    With ``folds > 1`` (held-out queries), ``valid_query_share`` of the remaining queries
-    become *validation queries*: their clicks feed their labels only; the model never
-    trains on them, and validation scores their candidate pools against those derived
-    labels. Model selection then measures what the test measures — ranking the pool of a
-    query never trained on — without touching human grades.
+    ``valid_query_share`` of the training queries become *validation queries* (with the
+    relevance task): their clicks feed their labels only; the model never trains on them,
+    and validation scores their candidate pools against those labels. Model selection
+    then measures what a new query needs — ranking the pool of a query never trained on —
+    without touching human grades.
+
+    ``neighbours``: ``{"k": 10}`` (default when there is text) adds the label-transfer
+    columns of :mod:`ltr.features.neighbours`; ``{"k": 0}`` turns them off.
 
     ``stream_dir``: write the training rows to ``stream_dir/train.parquet`` (whole lists
     per row group) and stream them during training (:mod:`ltr.training.stream`) instead
@@ -172,8 +246,17 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
         raise ConfigError("data.history_dropout", f"must be in [0, 1], got {history_dropout}")
     if not 0.0 <= anonymous_share < 1.0:
         raise ConfigError("data.anonymous_share", f"must be in [0, 1), got {anonymous_share}")
+    if not 0.0 <= valid_query_share < 1.0:
+        raise ConfigError("data.valid_query_share",
+                          f"must be in [0, 1), got {valid_query_share}")
     if hard_negatives < 0:
         raise ConfigError("data.hard_negatives", f"must be >= 0, got {hard_negatives}")
+    nn_cfg = {"k": 10, **(neighbours or {})}
+    if set(nn_cfg) - {"k"}:
+        raise ConfigError(f"data.neighbours.{sorted(set(nn_cfg) - {'k'})[0]}",
+                          "unknown key; known: ['k']")
+    if not isinstance(nn_cfg["k"], int) or nn_cfg["k"] < 0:
+        raise ConfigError("data.neighbours.k", f"must be an integer >= 0, got {nn_cfg['k']!r}")
 
     log = load_log(data_dir)
     imp = log.impressions.assign(query=log.impressions["query"].astype(str))
@@ -194,19 +277,16 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
             raise ConfigError("data.fold", f"must be in [0, {folds}), got {fold}")
         held_out = {q for q, f in assignment.items() if f == fold}
     is_train_query = ~imp["query"].isin(held_out)
-    valid_queries: set[str] = set()
-    if held_out and valid_query_share > 0 and "relevance" in tasks:
-        remaining = sorted(set(imp["query"]) - held_out)
-        n_valid = max(1, round(valid_query_share * len(remaining)))
-        pick = np.random.default_rng(seed + 4).permutation(len(remaining))[:n_valid]
-        valid_queries = {remaining[i] for i in pick}
-    is_model_query = is_train_query & ~imp["query"].isin(valid_queries)
-
-    hist = history_features(imp[(windows == "history") & is_model_query])
     train_imp = imp[(windows == "train") & is_train_query]  # labels: incl. valid queries
     if train_imp.empty:
         raise DataValidationError("impressions", "no training impressions left after the "
                                   "split and the query hold-out", column="timestamp")
+    valid_queries: set[str] = set()
+    if "relevance" in tasks:
+        valid_queries = _pick_validation_queries(sorted(train_imp["query"].unique()),
+                                                 valid_query_share, seed)
+    is_model_query = is_train_query & ~imp["query"].isin(valid_queries)
+    trained_queries = set(train_imp["query"]) | set(imp.loc[is_train_query, "query"])
 
     encoder = encoder if encoder is not None or text is None else _encoder(text)
     text_cfg = None
@@ -214,39 +294,55 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
         from ltr.text import TextConfig
         text_cfg = TextConfig.from_mapping(text, "data.text")
 
-    label_table = None
-    if "relevance" in tasks:
-        train_judged = judged[~judged["query"].isin(held_out)] if judged is not None else None
-        sim = None
-        if encoder is not None:
-            from ltr.labels.similarity import pair_similarity
+    fields = lexical_fields(text_cfg.product_fields if text_cfg is not None else ())
+    sim = lex = None
+    if encoder is not None:
+        from ltr.labels.similarity import pair_coverage, pair_similarity
 
-            def sim(q: np.ndarray, p: np.ndarray) -> np.ndarray:
-                return pair_similarity(encoder, log.products, q, p, text_cfg.product_fields,
-                                       text_cfg.product_separator)
-        variant = "combined" if sim is not None else "behaviour_only"
-        label_table = derive_labels(train_imp, label_cfg, sim,
-                                    train_judged[["query", "product_id"]]
-                                    if train_judged is not None else None, variant).labels
+        def sim(q: np.ndarray, p: np.ndarray) -> np.ndarray:
+            return pair_similarity(encoder, log.products, q, p, text_cfg.product_fields,
+                                   text_cfg.product_separator)
+
+        def lex(q: np.ndarray, p: np.ndarray) -> np.ndarray:
+            return pair_coverage(log.products, q, p, fields[2:])
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return encoder.encode_texts(list(texts)).rows()
+
+    label_table = None
+    lexical_weight = 0.0
+    variant = "combined" if sim is not None else "behaviour_only"
+    if "relevance" in tasks:
+        train_judged = judged[judged["query"].isin(set(train_imp["query"]))] \
+            if judged is not None else None
+        result = derive_labels(train_imp, label_cfg, sim,
+                               train_judged[["query", "product_id"]]
+                               if train_judged is not None else None, variant, lexical=lex)
+        label_table, lexical_weight = result.labels, result.lexical_weight
+    # every later label (history labels, validation labels) uses the weight the training
+    # labels were made with
+    label_cfg = dataclasses.replace(label_cfg, lexical_weight=lexical_weight)
+
+    # history as of the start of each set's window (see the module docstring)
+    def history(rows: pd.Series) -> History:
+        return history_features(imp[rows], label_cfg, sim, lex)
+
+    hist_train = history((windows == "history") & is_model_query)
+    hist_valid = history(windows.isin(["history", "train"]) & is_model_query)
+    hist_infer = history((windows != "test") & is_train_query)
 
     model_imp = train_imp[~train_imp["query"].isin(valid_queries)]
     model_labels = None if label_table is None else \
         label_table[~label_table["query"].isin(valid_queries)]
+    nn_train = nn_infer = None
+    if encoder is not None and label_table is not None and nn_cfg["k"] > 0:
+        nn_train = QueryNeighbours.from_labels(model_labels, embed, nn_cfg["k"])
+        nn_infer = QueryNeighbours.from_labels(label_table, embed, nn_cfg["k"])
     train_rows = model_imp
     if hard_negatives and model_labels is not None:
         train_rows = pd.concat([model_imp, _hard_negatives(model_imp, model_labels,
                                                            hard_negatives, seed)],
                                ignore_index=True)
-    # valid: the validation queries' candidate pools (fold mode) or the validation window
-    # of the training queries; test: the test window, or with folds every session of the
-    # held-out queries (none of them reached training)
-    if valid_queries:
-        valid_imp = _pool_lists(label_table[label_table["query"].isin(valid_queries)], 1,
-                                10**6, seed).drop(columns="timestamp")
-    else:
-        valid_imp = imp[(windows == "valid") & is_train_query]
-    test_imp = imp[imp["query"].isin(held_out)] if held_out else imp[windows == "test"]
-
     if pool_lists > 0 and model_labels is not None:
         train_rows = pd.concat([train_rows, _pool_lists(model_labels, pool_lists,
                                                         pool_list_size, seed)],
@@ -257,29 +353,38 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
         anon = sessions[rng.random(len(sessions)) < anonymous_share]
         train_rows = train_rows.assign(customer_id=train_rows["customer_id"].astype(object))
         train_rows.loc[train_rows["session_id"].isin(anon), "customer_id"] = None
-    joined = {name: join_rows(df, log, hist, label_table, spec, "session_id")
-              for name, df in (("train", train_rows), ("valid", valid_imp), ("test", test_imp))}
-    if history_dropout > 0:
-        tr = joined["train"]
-        lists = tr["session_id"].unique()
-        drop = lists[np.random.default_rng(seed + 3).random(len(lists)) < history_dropout]
-        cols = [c for c in ("hist_pair_impressions", "hist_pair_ctr") if c in tr]
-        tr.loc[tr["session_id"].isin(drop), cols] = np.nan
-    pre = Preprocessor.fit(joined["train"], spec, "training rows")
 
-    pools_rows = None
+    def join(rows: pd.DataFrame, hist: History, labels: pd.DataFrame | None, group: str,
+             nn: QueryNeighbours | None) -> pd.DataFrame:
+        return join_rows(rows, log, hist, labels, spec, group, nn, embed, fields)
+
+    train_joined = join(train_rows, hist_train, label_table, "session_id", nn_train)
+    if history_dropout > 0:
+        lists = train_joined["session_id"].unique()
+        drop = lists[np.random.default_rng(seed + 3).random(len(lists)) < history_dropout]
+        cols = [c for c in PAIR_HISTORY_COLUMNS if c in train_joined]
+        train_joined.loc[train_joined["session_id"].isin(drop), cols] = np.nan
+    valid_rows, valid_info = _validation_rows(imp, windows, label_table, valid_queries,
+                                              is_model_query, is_train_query, label_cfg, seed)
+    valid_joined = join(valid_rows, hist_valid, None, "session_id", nn_train)
+    test_imp = imp[imp["query"].isin(held_out)] if held_out else imp[windows == "test"]
+    test_joined = join(test_imp, hist_infer, label_table, "session_id", nn_infer)
+    pre = Preprocessor.fit(train_joined, spec, "training rows")
+
+    pools_rows = known_rows = None
     if judged is not None:
-        eval_judged = judged[judged["query"].isin(held_out)] if held_out else judged
-        cand = eval_judged[["query", "product_id", "grade"]].rename(columns={"grade": "human"})
-        cand = cand.assign(position=0)
-        cand["customer_id"] = pd.Series(pd.NA, index=cand.index,
-                                        dtype=log.customers["customer_id"].dtype
-                                        if log.customers["customer_id"].dtype.kind != "i"
-                                        else "Int64")
-        pools_rows = join_rows(cand, log, hist, label_table, spec, "query")
+        new_q = set(judged["query"]) - trained_queries
+        known_q = set(judged["query"]) & set(train_imp["query"])
+        if new_q:
+            pools_rows = join(_judged_rows(judged, new_q, log), hist_infer, None, "query",
+                              nn_infer)
+        if known_q:
+            known_rows = join(_judged_rows(judged, known_q, log), hist_infer, label_table,
+                              "query", nn_infer)
 
     # text tables: every query and product that appears anywhere
-    all_rows = [*joined.values()] + ([pools_rows] if pools_rows is not None else [])
+    all_rows = [train_joined, valid_joined, test_joined] + \
+        [r for r in (pools_rows, known_rows) if r is not None]
     query_texts = sorted(set().union(*(set(r["query"].astype(str)) for r in all_rows)))
     used = pd.unique(pd.concat([r["product_id"] for r in all_rows]))
     products = log.products[log.products["product_id"].isin(used)].reset_index(drop=True)
@@ -296,12 +401,12 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
         q_emb = encoder.encode_texts(query_texts).rows()
         p_emb = encoder.encode_texts(product_texts).rows()
 
-    def lists(rows: pd.DataFrame, group: str, source: str) -> ListData:
+    def lists(rows: pd.DataFrame, group: str, source: str, **kwargs: Any) -> ListData:
         rows = rows.sort_values([group, "position"], kind="stable") if "position" in rows \
             else rows
-        return build_lists(rows, group, pre, q_index, p_index, tasks, source)
+        return build_lists(rows, group, pre, q_index, p_index, tasks, source, **kwargs)
 
-    train_rows_sorted = joined["train"].assign(_neg=joined["train"]["position"] == 0)
+    train_rows_sorted = train_joined.assign(_neg=train_joined["position"] == 0)
     train_rows_sorted = train_rows_sorted.sort_values(["session_id", "_neg", "position"],
                                                       kind="stable").drop(columns="_neg")
     stream = None
@@ -320,24 +425,68 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
         product_embeddings=p_emb,
         train=None if stream is not None else build_lists(
             train_rows_sorted, "session_id", pre, q_index, p_index, tasks, "training rows"),
-        valid=lists(joined["valid"], "session_id", "validation rows"),
-        test=lists(joined["test"], "session_id", "test rows"),
+        valid=lists(valid_joined, "session_id", "validation rows"),
+        test=lists(test_joined, "session_id", "test rows"),
         pools=None, held_out_queries=sorted(held_out), train_stream=stream,
         query_index=q_index, product_index=p_index,
-        products=log.products, customers=log.customers, history=hist,
-        text=None if text is None else dict(text),
+        products=log.products, customers=log.customers, history=hist_infer,
+        neighbours=nn_infer, text=None if text is None else dict(text),
+        lexical_weight=lexical_weight, lexical_fields=fields, encoder=encoder,
     )
     if pools_rows is not None and len(pools_rows):
         out.pools = build_lists(pools_rows, "query", pre, q_index, p_index, tasks,
                                 "judged pools", extra_labels={"human": "human"})
+    if known_rows is not None and len(known_rows):
+        out.known_pools = build_lists(known_rows, "query", pre, q_index, p_index, tasks,
+                                      "judged pools of known queries",
+                                      extra_labels={"human": "human", "label": "grade"})
     out.info = {"seconds": round(time.perf_counter() - t0, 1),
-                "rows": {k: len(v) for k, v in joined.items()},
+                "rows": {"train": len(train_joined), "valid": len(valid_joined),
+                         "test": len(test_joined)},
                 "lists": {"train": len(out.train) if out.train is not None else "streamed",
-                          "valid": len(out.valid),
-                          "test": len(out.test), "pools": len(out.pools) if out.pools else 0},
+                          "valid": len(out.valid), "valid_warm": int(out.valid.warm.sum()),
+                          "test": len(out.test), "pools": len(out.pools) if out.pools else 0,
+                          "known_pools": len(out.known_pools) if out.known_pools else 0},
                 "held_out_queries": len(held_out), "validation_queries": len(valid_queries),
-                "labelled_pairs": 0 if label_table is None else len(label_table)}
+                "labelled_pairs": 0 if label_table is None else len(label_table),
+                "lexical_weight": lexical_weight,
+                **valid_info}
     return out
+
+
+def _validation_rows(imp: pd.DataFrame, windows: pd.Series, label_table: pd.DataFrame | None,
+                     valid_queries: set[str], is_model_query: pd.Series,
+                     is_train_query: pd.Series, label_cfg: LabelConfig, seed: int
+                     ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The validation rows (see the module docstring): cold and warm candidate pools with
+    a ``grade`` column, or the validation window's sessions without the relevance task."""
+    if label_table is None:
+        return imp[(windows == "valid") & is_train_query], {}
+    parts, info = [], {}
+
+    def behaviour(shown: pd.DataFrame, pairs: pd.DataFrame, source: str) -> pd.DataFrame:
+        labels = derive_labels(shown, label_cfg, None, pairs, "behaviour_only",
+                               source=source).labels
+        return labels.merge(pairs, on=["query", "product_id"])  # the pools only
+
+    if valid_queries:
+        parts.append(_pool_lists(label_table[label_table["query"].isin(valid_queries)], 1,
+                                 10**6, seed, keep_grade=True))
+    valid_imp = imp[(windows == "valid") & is_model_query]
+    clicked = valid_imp.loc[valid_imp["clicked"] > 0, "query"].unique()
+    if len(clicked):
+        pairs = label_table.loc[label_table["query"].isin(clicked), ["query", "product_id"]]
+        future = behaviour(valid_imp[valid_imp["query"].isin(clicked)], pairs,
+                           "validation window")
+        first = -1 - sum(len(p["session_id"].unique()) for p in parts)
+        parts.append(_pool_lists(future, 1, 10**6, seed, first_id=first, keep_grade=True))
+        info["warm_validation_queries"] = int(future["query"].nunique())
+    if not parts:
+        raise DataValidationError("impressions", "no validation lists: there are neither "
+                                  "validation queries (data.valid_query_share) nor clicks in "
+                                  "the validation window (data.split.valid_days)",
+                                  column="timestamp")
+    return pd.concat(parts, ignore_index=True).drop(columns="timestamp"), info
 
 
 def _encoder(text: dict[str, Any]):

@@ -1,0 +1,45 @@
+"""Query-product lexical match columns of a row table (training rows or a request).
+
+``lex_coverage``: the share of the query's content tokens found in the product's title,
+category path and configured text fields (:func:`ltr.text.lexical.coverage`). Computed the
+same way for training rows (a DataFrame) and a ranking service's request (a mapping of
+column name -> array), from the row's ``query`` and product columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ltr.errors import DataValidationError
+from ltr.features.columns import ColumnTable, n_rows, text_column
+
+COVERAGE_COLUMN = "lex_coverage"
+
+
+def lexical_fields(product_fields: Sequence[str] = ()) -> list[str]:
+    """The product columns lexical matching reads: title, category and ``product_fields``."""
+    return list(dict.fromkeys(["title", "category", *product_fields]))
+
+
+def coverage_column(table: ColumnTable, fields: Sequence[str], source: str = "rows"
+                    ) -> np.ndarray:
+    """``lex_coverage`` of every row of ``table`` (columns ``query`` and ``fields``; a
+    missing field value is skipped)."""
+    from ltr.text.lexical import coverage
+
+    n = n_rows(table)
+    for col in ("query", "title"):
+        if col not in table:
+            raise DataValidationError(source, "lexical matching needs it", column=col)
+    parts = []
+    for col in fields:
+        if col in table:
+            values, missing = text_column(table, col)
+            parts.append(np.where(missing, "", values.astype(object)))
+    text = parts[0].astype(object) if parts else np.full(n, "", dtype=object)
+    for part in parts[1:]:
+        text = text + " " + part
+    queries, _ = text_column(table, "query")
+    return coverage(queries, text)
