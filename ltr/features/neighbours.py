@@ -58,7 +58,7 @@ class QueryNeighbours:
 
     def __init__(self, queries: Sequence[str], embeddings: np.ndarray, labels: pd.DataFrame,
                  k: int = 10, value_column: str = "score") -> None:
-        if not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError("data.neighbours.k", f"must be a positive integer, got {k!r}")
         for col in ("query", "product_id", value_column):
             if col not in labels.columns:
@@ -71,7 +71,12 @@ class QueryNeighbours:
         self.embeddings = _unit(embeddings)
         self.k = k
         self.value_column = value_column
-        rows = pd.Index(self.queries).get_indexer(labels["query"].astype(str))
+        labels = labels.assign(query=labels["query"].astype(str),
+                               _key=[_key(v) for v in labels["product_id"].to_numpy(object)])
+        if labels.duplicated(["query", "_key"]).any():  # one value per pair: their mean
+            labels = labels.groupby(["query", "_key"], sort=False, as_index=False).agg(
+                product_id=("product_id", "first"), **{value_column: (value_column, "mean")})
+        rows = pd.Index(self.queries).get_indexer(labels["query"])
         keep = rows >= 0
         keys = [_key(v) for v in labels["product_id"].to_numpy(dtype=object)[keep]]
         self.product_keys = list(dict.fromkeys(keys))
@@ -103,7 +108,8 @@ class QueryNeighbours:
         """``(index [R, k], similarity [R, k])`` of each query's nearest known queries
         (itself excluded); similarity 0 pads where fewer than ``k`` have ``s > 0``."""
         r = len(query_texts)
-        k = min(self.k, max(len(self.queries) - 1, 0)) if len(self.queries) else 0
+        n = len(self.queries)
+        k = min(self.k, n)
         idx = np.zeros((r, self.k), dtype=np.int64)
         sim = np.zeros((r, self.k), dtype=np.float32)
         if r == 0 or k == 0:
@@ -113,10 +119,10 @@ class QueryNeighbours:
             s = q[start:start + 1024] @ self.embeddings.T  # [b, Q]
             for i, text in enumerate(query_texts[start:start + 1024]):
                 own = self.query_index.get(str(text))
-                if own is not None:
+                if own is not None:  # never its own neighbour: ranks last, weight 0
                     s[i, own] = -np.inf
-            top = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < s.shape[1] else \
-                np.broadcast_to(np.arange(s.shape[1]), (len(s), s.shape[1]))
+            top = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n else \
+                np.broadcast_to(np.arange(n), (len(s), n))
             top_s = np.take_along_axis(s, top, axis=1)
             order = np.argsort(-top_s, axis=1, kind="stable")
             idx[start:start + len(s), :k] = np.take_along_axis(top, order, axis=1)

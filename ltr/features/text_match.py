@@ -23,16 +23,10 @@ def lexical_fields(product_fields: Sequence[str] = ()) -> list[str]:
     return list(dict.fromkeys(["title", "category", *product_fields]))
 
 
-def coverage_column(table: ColumnTable, fields: Sequence[str], source: str = "rows"
-                    ) -> np.ndarray:
-    """``lex_coverage`` of every row of ``table`` (columns ``query`` and ``fields``; a
-    missing field value is skipped)."""
-    from ltr.text.lexical import coverage
-
+def row_texts(table: ColumnTable, fields: Sequence[str]) -> np.ndarray:
+    """The text lexical matching reads for each row: ``fields`` joined by spaces, a
+    missing value skipped (fields absent from the table too)."""
     n = n_rows(table)
-    for col in ("query", "title"):
-        if col not in table:
-            raise DataValidationError(source, "lexical matching needs it", column=col)
     parts = []
     for col in fields:
         if col in table:
@@ -41,5 +35,17 @@ def coverage_column(table: ColumnTable, fields: Sequence[str], source: str = "ro
     text = parts[0].astype(object) if parts else np.full(n, "", dtype=object)
     for part in parts[1:]:
         text = text + " " + part
+    return text
+
+
+def coverage_column(table: ColumnTable, fields: Sequence[str], source: str = "rows"
+                    ) -> np.ndarray:
+    """``lex_coverage`` of every row of ``table`` (columns ``query`` and ``fields``; a
+    missing field value is skipped)."""
+    from ltr.text.lexical import coverage
+
+    for col in ("query", "title"):
+        if col not in table:
+            raise DataValidationError(source, "lexical matching needs it", column=col)
     queries, _ = text_column(table, "query")
-    return coverage(queries, text)
+    return coverage(queries, row_texts(table, fields))

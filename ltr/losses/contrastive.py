@@ -44,6 +44,7 @@ def lce_loss(q: Tensor, p: Tensor, labels: Tensor, mask: Tensor, query_ids: Tens
     if not bool(has.any()):
         return q.sum() * 0.0 + p.sum() * 0.0
     qn = F.normalize(q, dim=-1)
+    p = torch.where(mask.unsqueeze(-1), p, torch.zeros_like(p))  # padding may hold NaN
     pn = F.normalize(p, dim=-1).reshape(b * l_, -1)
     logits = qn @ pn.T / temperature  # [B, B * L]
     col_list = torch.arange(b, device=q.device).repeat_interleave(l_)  # list of each column

@@ -47,6 +47,8 @@ RANKERS: dict[str, str] = {
     "ft_transformer": "ltr.rankers.neural:FTTransformerRanker",
     "bm25": "ltr.rankers.reference:BM25Ranker",
     "cosine": "ltr.rankers.reference:CosineRanker",
+    "lexical": "ltr.rankers.reference:LexicalRanker",
+    "hybrid": "ltr.rankers.reference:HybridRanker",
 }
 
 

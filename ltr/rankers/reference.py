@@ -1,7 +1,9 @@
 """References that need no training, behind the same interface: BM25 over the product
-text (:mod:`ltr.rankers.bm25`) and the zero-shot encoder cosine between query and product
-embeddings. BM25's ``fit`` builds its index over the training data's product texts and
-``save`` writes the corpus statistics (``bm25.json``); the cosine keeps nothing."""
+text (:mod:`ltr.rankers.bm25`), the zero-shot encoder cosine between query and product
+embeddings, and the query-term coverage (``lexical``). BM25's ``fit`` builds its index
+over the training data's product texts and ``save`` writes the corpus statistics
+(``bm25.json``); the cosine and the coverage keep nothing. ``hybrid`` (cosine + w x
+coverage) learns one number from clicks: the coverage weight the labels calibrated."""
 
 from __future__ import annotations
 
@@ -94,3 +96,68 @@ class CosineRanker(Ranker):
 
     def _load_state(self, folder: Path) -> None:
         """Nothing to read besides the manifest."""
+
+
+def _coverage(lists: Any, data: Any) -> np.ndarray:
+    """The query-term coverage of each slot (:mod:`ltr.text.lexical`), read back from the
+    preprocessed ``lex_coverage`` feature."""
+    from ltr.features.text_match import COVERAGE_COLUMN
+
+    pre = data.preprocessor
+    names = pre.numeric_names
+    if COVERAGE_COLUMN not in names:
+        raise ConfigError("data.features.numeric", f"the '{COVERAGE_COLUMN}' feature is "
+                          "needed by the lexical references; add it to the feature spec")
+    x = lists.numeric[..., names.index(COVERAGE_COLUMN)].astype(np.float64)
+    return x * pre.stds[COVERAGE_COLUMN] + pre.means[COVERAGE_COLUMN]
+
+
+class LexicalRanker(Ranker):
+    """Zero-shot lexical reference: the share of the query's words found in the product's
+    title, category and text fields (query-term coverage)."""
+
+    kind = "lexical"
+
+    def _fit(self, data: Any) -> None:
+        from ltr.features.text_match import COVERAGE_COLUMN
+
+        if COVERAGE_COLUMN not in data.preprocessor.numeric_names:
+            raise ConfigError("data.features.numeric", f"the lexical reference reads the "
+                              f"'{COVERAGE_COLUMN}' feature; add it to the feature spec")
+
+    def _score(self, lists: Any, data: Any) -> np.ndarray:
+        return _coverage(lists, data)
+
+    def _save_state(self, folder: Path) -> None:
+        """Nothing learned."""
+
+    def _load_state(self, folder: Path) -> None:
+        """Nothing to read besides the manifest."""
+
+
+class HybridRanker(Ranker):
+    r"""The library's text similarity as a ranker: :math:`\cos + w \cdot \mathrm{coverage}`,
+    with ``w`` the coverage weight the labels calibrated on the log's clicks
+    (``data.lexical_weight``) unless ``lexical_weight`` is given. Learned from clicks
+    through that one weight; the cold-query reference of the MMoE's ranking score."""
+
+    kind = "hybrid"
+
+    def __init__(self, lexical_weight: float | None = None) -> None:
+        super().__init__(lexical_weight=lexical_weight)
+        self.weight_ = 0.0
+
+    def _fit(self, data: Any) -> None:
+        if data.query_embeddings is None:
+            raise ConfigError("data.text", "the hybrid reference needs text embeddings")
+        w = self.params["lexical_weight"]
+        self.weight_ = float(getattr(data, "lexical_weight", 0.0) if w is None else w)
+
+    def _score(self, lists: Any, data: Any) -> np.ndarray:
+        return pair_cosine(lists, data) + self.weight_ * _coverage(lists, data)
+
+    def _save_state(self, folder: Path) -> None:
+        write_json({"lexical_weight": self.weight_}, folder / "hybrid.json")
+
+    def _load_state(self, folder: Path) -> None:
+        self.weight_ = float(read_json(folder / "hybrid.json")["lexical_weight"])

@@ -181,10 +181,14 @@ def build_schema(data, text_fields: list[str], separator: str) -> Schema:
                   title_column=TITLE, lexical_fields=lexical)
 
 
-def _uses_embeddings(ranker) -> bool:
+def _uses_embeddings(ranker, data=None) -> bool:
+    """Whether the package needs text embeddings: the ranker reads them, or its features
+    do (the neighbour features compare query embeddings)."""
+    if data is not None and set(NEIGHBOUR_COLUMNS) & set(data.preprocessor.spec.numeric_inputs):
+        return True
     if ranker.kind == "bm25":
         return False
-    if ranker.kind == "cosine":
+    if ranker.kind in ("cosine", "hybrid"):
         return True
     return bool(ranker.params.get("use_text", False))
 
@@ -319,7 +323,7 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
             "summary": {"catalog_products": int(len(data.products)),
                         "known_queries": len(data.query_texts),
                         "customers": int(len(data.customers)) if include_customers else 0,
-                        "text": _uses_embeddings(ranker) or ranker.kind == "bm25"},
+                        "text": _uses_embeddings(ranker, data) or ranker.kind == "bm25"},
         }
         _normal_permissions(tmp)
         write_manifest(tmp, info)  # provisional: lets the service load the folder
@@ -366,7 +370,7 @@ def _write_contents(folder: Path, ranker, data, dm, args: dict[str, Any], copy_e
                     include_customers: bool, onnx: bool) -> None:
     from ltr.text import TextConfig, product_text
 
-    uses_embeddings = _uses_embeddings(ranker)
+    uses_embeddings = _uses_embeddings(ranker, data)
     uses_texts = uses_embeddings or ranker.kind == "bm25"
     text_cfg = TextConfig.from_mapping(data.text, "data.text") if data.text else None
     if uses_embeddings and (text_cfg is None or data.query_embeddings is None):
@@ -415,4 +419,38 @@ def _write_contents(folder: Path, ranker, data, dm, args: dict[str, Any], copy_e
         if onnx and onnx_available():
             diff = export_onnx(encoder, folder / ONNX_FILE)
             text_info["onnx"] = {"path": ONNX_FILE, "opset": OPSET, "max_abs_diff": diff}
+        module = getattr(ranker, "module_", None)
+        if module is not None and module.tunes_text:
+            text_info["tuned"] = _write_tuned_text(folder, module, encoder, data, texts, onnx)
     write_json(text_info, folder / layout.TEXT)
+
+
+def _write_tuned_text(folder: Path, module, encoder, data, catalog_texts: list[str],
+                      onnx: bool) -> dict[str, Any]:
+    """The fine-tuned encoder of a model (safetensors + tokenizer), its embeddings of every
+    known query and, for a shared tower, of the whole catalog (recomputed), and the ONNX
+    encoder pair that serves unseen texts with one pass over the shared bottom."""
+    from ltr.rankers.mmoe import save_tuned_encoder
+    from ltr.serving.onnx_encoder import (
+        OPSET,
+        PAIR_ONNX_FILE,
+        export_pair_onnx,
+        onnx_available,
+        same_bottom,
+    )
+
+    tuned = module.tuned_encoder
+    tower = module.hparams.tuned_tower
+    info: dict[str, Any] = {"tower": tower, "layers": int(module.hparams.trainable_layers),
+                            "encoder": save_tuned_encoder(tuned, folder /
+                                                          layout.TUNED_ENCODER_DIR)}
+    queries, products = module.tuned_vectors(list(data.query_texts),
+                                             catalog_texts if tower == "shared" else None)
+    _write_embeddings(queries, folder / layout.TUNED_QUERY_EMBEDDINGS)
+    if products is not None:
+        _write_embeddings(products, folder / layout.TUNED_PRODUCT_EMBEDDINGS)
+    k = int(module.hparams.trainable_layers)
+    if onnx and onnx_available() and same_bottom(encoder, tuned, k):
+        diff = export_pair_onnx(encoder, tuned, k, folder / PAIR_ONNX_FILE)
+        info["onnx"] = {"path": PAIR_ONNX_FILE, "opset": OPSET, "max_abs_diff": diff}
+    return info

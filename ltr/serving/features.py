@@ -35,7 +35,7 @@ from ltr.data.groups import pad_groups
 from ltr.features.derived import derived_columns
 from ltr.features.neighbours import NEIGHBOUR_COLUMNS
 from ltr.features.preprocess import Preprocessor
-from ltr.features.text_match import COVERAGE_COLUMN, coverage_column
+from ltr.features.text_match import COVERAGE_COLUMN, coverage_column, row_texts
 from ltr.serving.requests import RankRequest, RequestError, check_request
 from ltr.serving.tables import ColumnStore, key_of, object_array
 from ltr.training.lists import WARM_COLUMN, ListData
@@ -110,6 +110,12 @@ class RequestAssembler:
         self.neighbours = neighbours  # ltr.features.neighbours.QueryNeighbours or None
         needed = set(preprocessor.spec.numeric_inputs)
         self.needs_coverage = COVERAGE_COLUMN in needed
+        self.catalog_tokens = None  # the catalog's lexical text, analysed once
+        if self.needs_coverage:
+            from ltr.text.lexical import TokenIndex
+
+            self.catalog_tokens = TokenIndex(row_texts(catalog.columns,
+                                                       schema.lexical_fields))
         self.needs_neighbours = bool(needed & set(NEIGHBOUR_COLUMNS))
         self.pre = preprocessor
         self.catalog = catalog
@@ -233,8 +239,7 @@ class RequestAssembler:
             table[col] = self.product_history.gather(col, prod_rows)
         table["query"] = q_of_row
         if self.needs_coverage:
-            table[COVERAGE_COLUMN] = coverage_column(table, self.schema.lexical_fields,
-                                                     "request")
+            table[COVERAGE_COLUMN] = self._coverage(queries, rows, counts, records, table)
         q_emb = embed(queries) if embed is not None else None
         if self.needs_neighbours:
             if self.neighbours is None or q_emb is None:
@@ -265,6 +270,24 @@ class RequestAssembler:
         )
         offsets = np.concatenate([[0], np.cumsum(counts)])
         return AssembledBatch(lists, queries, product_ids, rows, records, offsets, q_emb)
+
+    def _coverage(self, queries: list[str], rows: np.ndarray, counts: np.ndarray,
+                  records: dict[int, dict[str, Any]], table: dict[str, np.ndarray]
+                  ) -> np.ndarray:
+        """``lex_coverage`` per row: catalog products from the analysed catalog, product
+        records from their own fields (:func:`ltr.features.text_match.coverage_column`)."""
+        out = np.empty(len(rows))
+        start = 0
+        for query, n in zip(queries, counts.tolist(), strict=True):
+            part = rows[start:start + n]
+            out[start:start + n] = self.catalog_tokens.coverage(query, np.maximum(part, 0))
+            start += n
+        if records:
+            at = np.fromiter(records, dtype=np.int64, count=len(records))
+            sub = {c: table[c][at] for c in (*self.schema.lexical_fields, "query")
+                   if c in table}
+            out[at] = coverage_column(sub, self.schema.lexical_fields, "request")
+        return out
 
     def record_texts(self, records: dict[int, dict[str, Any]]) -> dict[int, str]:
         """The product text of each record (:func:`ltr.text.product_text`, as in training)."""

@@ -60,6 +60,9 @@ QUERY_EMBEDDINGS = "text/query_embeddings.safetensors"
 ENCODER_DIR = "text/encoder"
 METRICS = "metrics.json"
 DATA_CONFIG = "data.json"
+TUNED_ENCODER_DIR = "text/tuned_encoder"
+TUNED_QUERY_EMBEDDINGS = "text/tuned_query_embeddings.safetensors"
+TUNED_PRODUCT_EMBEDDINGS = "catalog/tuned_product_embeddings.safetensors"
 NEIGHBOUR_QUERIES = "neighbours/queries.parquet"
 NEIGHBOUR_EMBEDDINGS = "neighbours/query_embeddings.safetensors"
 NEIGHBOUR_LABELS = "neighbours/labels.parquet"
@@ -122,6 +125,8 @@ class RequestData:
     product_texts: Sequence[str]
     query_embeddings: np.ndarray | None
     product_embeddings: np.ndarray | None
+    tuned_query_embeddings: np.ndarray | None = None  # a fine-tuned model's query tower
+    tuned_product_embeddings: np.ndarray | None = None  # ... and product tower (shared)
 
 
 def _read_embeddings(path: Path) -> np.ndarray:
@@ -174,6 +179,7 @@ class RankingService:
         products = ColumnStore(read_table(f / PRODUCT_HISTORY), "product_id", numeric,
                                PRODUCT_HISTORY)
         self.text = None
+        self.tuned_catalog = None
         self.text_info = read_json(f / TEXT) if TEXT in self.manifest["files"] else None
         self.uses_embeddings = bool(self.text_info and self.text_info.get("embeddings"))
         self.uses_texts = bool(self.text_info)
@@ -195,9 +201,24 @@ class RankingService:
                                           f"{len(self.catalog_embeddings)} rows for "
                                           f"{len(self.catalog)} catalog products")
             known = read_table(f / QUERIES)["query"].astype(str).tolist()
-            self.text = PackagedText(self._load_encoder(), known,
-                                     _read_embeddings(f / QUERY_EMBEDDINGS), cache_size,
-                                     onnx=self._load_onnx() if use_onnx else None)
+            tuned = self.text_info.get("tuned")
+            self.tuned_catalog = None
+            if tuned:
+                from ltr.rankers.mmoe import load_tuned_encoder
+
+                tuned_encoder = load_tuned_encoder(f / TUNED_ENCODER_DIR, tuned["encoder"])
+                if tuned["tower"] == "shared":
+                    self.tuned_catalog = _read_embeddings(f / TUNED_PRODUCT_EMBEDDINGS)
+                self.text = PackagedText(self._load_encoder(), known,
+                                         _read_embeddings(f / QUERY_EMBEDDINGS), cache_size,
+                                         onnx=self._load_onnx(pair=True) if use_onnx
+                                         else None, tuned=tuned_encoder,
+                                         tuned_query_embeddings=_read_embeddings(
+                                             f / TUNED_QUERY_EMBEDDINGS))
+            else:
+                self.text = PackagedText(self._load_encoder(), known,
+                                         _read_embeddings(f / QUERY_EMBEDDINGS), cache_size,
+                                         onnx=self._load_onnx() if use_onnx else None)
         neighbours = self._load_neighbours() if NEIGHBOUR_INFO in self.manifest["files"] \
             else None
         self.assembler = RequestAssembler(self.schema, self.preprocessor, self.catalog,
@@ -221,16 +242,17 @@ class RankingService:
     def load(cls, folder: str | Path, **kwargs: Any) -> RankingService:
         return cls(folder, **kwargs)
 
-    def _load_onnx(self):
-        from ltr.serving.onnx_encoder import ONNX_FILE, OnnxEncoder
+    def _load_onnx(self, pair: bool = False):
+        from ltr.serving.onnx_encoder import ONNX_FILE, PAIR_ONNX_FILE, OnnxEncoder
 
-        if ONNX_FILE not in self.manifest["files"]:
+        name = PAIR_ONNX_FILE if pair else ONNX_FILE
+        if name not in self.manifest["files"]:
             return None
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
             return None  # the PyTorch encoder computes the same
-        return OnnxEncoder(self.folder / ONNX_FILE)
+        return OnnxEncoder(self.folder / name, outputs=2 if pair else 1)
 
     def _load_neighbours(self):
         from ltr.features.neighbours import QueryNeighbours
@@ -290,14 +312,25 @@ class RankingService:
         rows = batch.catalog_rows
         new = self.assembler.record_texts(batch.records) if self.uses_texts else {}
         texts = RowTexts(rows, self.catalog_texts, new)
-        q_emb = p_emb = None
+        q_emb = p_emb = tq_emb = tp_emb = None
         if self.uses_embeddings:
-            q_emb = batch.query_embeddings if batch.query_embeddings is not None else \
-                self.text.queries(batch.queries)
+            text = self.text
+            if text.tuned is not None:
+                q_rows = text.query_rows(batch.queries)
+                q_emb, tq_emb = q_rows[:, : text.dim], q_rows[:, text.dim:]
+            else:
+                q_emb = batch.query_embeddings if batch.query_embeddings is not None else \
+                    text.queries(batch.queries)
             p_emb = self.catalog_embeddings[np.maximum(rows, 0)]
+            if self.tuned_catalog is not None:
+                tp_emb = self.tuned_catalog[np.maximum(rows, 0)]
             if new:
-                p_emb[list(new)] = self.text.products(list(new.values()))
-        return RequestData(self.preprocessor, batch.queries, texts, q_emb, p_emb)
+                p_rows = text.product_rows(list(new.values()))
+                p_emb[list(new)] = p_rows[:, : text.dim]
+                if tp_emb is not None:
+                    tp_emb[list(new)] = p_rows[:, text.dim:]
+        return RequestData(self.preprocessor, batch.queries, texts, q_emb, p_emb, tq_emb,
+                           tp_emb)
 
     def _rank(self, requests: list[RankRequest], prefix: str) -> list[Ranking]:
         with self._slots:

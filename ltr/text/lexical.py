@@ -109,6 +109,33 @@ def coverage(queries: Sequence[str], texts: Sequence[str]) -> np.ndarray:
     return np.where(sizes > 0, hits / np.maximum(sizes, 1), 0.0)
 
 
+class TokenIndex:
+    """The content tokens of a fixed set of texts (a catalog), analysed once, so that the
+    coverage of a query over any of them is a sparse row lookup: what a ranking service
+    needs per request (100 candidates in ~0.1 ms instead of analysing 100 texts)."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.vocab: dict[str, int] = {}
+        sets = [content_tokens(t) for t in texts]
+        for s in sets:
+            for t in s:
+                self.vocab.setdefault(t, len(self.vocab))
+        self.matrix = _incidence(sets, self.vocab).tocsc()  # [n_texts, V], column slices
+        self.n_texts = len(sets)
+
+    def coverage(self, query: str, rows: np.ndarray) -> np.ndarray:
+        """:func:`coverage` of ``query`` over the texts ``rows`` (equal to it)."""
+        tokens = content_tokens(query)
+        rows = np.asarray(rows, dtype=np.int64)
+        if not tokens or not len(rows):
+            return np.zeros(len(rows))
+        cols = [self.vocab[t] for t in tokens if t in self.vocab]
+        if not cols:
+            return np.zeros(len(rows))
+        hits = np.asarray(self.matrix[:, cols].tocsr()[rows].sum(axis=1)).ravel()
+        return hits / len(tokens)
+
+
 def _incidence(sets: Iterable[Iterable[str]], vocab: dict[str, int]) -> sparse.csr_matrix:
     """Binary ``[len(sets), len(vocab)]`` matrix; tokens outside ``vocab`` are ignored."""
     rows, cols = [], []

@@ -191,12 +191,11 @@ class LtrDataModule(pl.LightningDataModule):
             return self.frozen_text()
         if self._encoder is None:
             raise ConfigError("data.text", "fine-tuning needs the text encoder (data.text)")
+        encoder = copy.deepcopy(self._encoder)  # the frozen encoder stays as it is
+        encoder.set_trainable_layers(trainable_layers)
         if tower == "query":
-            encoder = copy.deepcopy(self._encoder)
-            encoder.set_trainable_layers(trainable_layers)
             return QueryTunedText(encoder, p.query_texts)
-        self._encoder.set_trainable_layers(trainable_layers)
-        return FineTunedText(self._encoder, p.query_texts, p.product_texts)
+        return FineTunedText(encoder, p.query_texts, p.product_texts)
 
     def setup(self, stage: str | None = None) -> None:
         _ = self.prepared

@@ -252,8 +252,9 @@ class LtrModule(pl.LightningModule):
         return getattr(branch, "encoder", None) or branch.queries.encoder
 
     def set_tuned_encoder(self, encoder) -> None:
-        """The fine-tuned encoder of a model loaded for inference (no training branch)."""
-        self._tuned_encoder = encoder
+        """The fine-tuned encoder of a model loaded for inference (no training branch).
+        Held outside the module's submodules: its weights are saved on their own."""
+        object.__setattr__(self, "_tuned_encoder", encoder)
 
     def tuned_vectors(self, query_texts: list[str], product_texts: list[str] | None = None
                       ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -494,7 +495,7 @@ class LtrModule(pl.LightningModule):
     def _select_and_score(self) -> None:
         """End of a validation epoch: fit the score's weights per case (unless fixed or
         sanity checking), then log NDCG@10 of the score per case and their mean."""
-        parts, self._val_parts = self._val_parts, []
+        parts, self._val_parts = self._gather(self._val_parts), []
         if not parts:
             return
         width = max(p["outputs"].shape[1] for p in parts)
@@ -533,7 +534,6 @@ class LtrModule(pl.LightningModule):
             if chosen is not None:
                 weights = np.zeros(len(names))
                 weights[menu] = chosen.weights
-                weights = self._broadcast(weights)
                 self.set_score_weights(case, weights)
                 report[case] = {"weights": dict(zip(names, map(float, weights), strict=True)),
                                 "ndcg@10": chosen.ndcg, "single": chosen.single,
@@ -553,11 +553,17 @@ class LtrModule(pl.LightningModule):
         if means:
             self.log("val/ndcg@10", float(np.mean(means)), prog_bar=True, sync_dist=True)
 
-    def _broadcast(self, weights: np.ndarray) -> np.ndarray:
-        """Rank 0's weights on every process (each selects on its own share)."""
+    def _gather(self, parts: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Every process's validation outputs, on every process (several processes each
+        validate a share of the lists; the score is chosen on all of them, the same way
+        everywhere)."""
         if self._trainer is None or self.trainer.world_size <= 1:
-            return weights
-        return np.asarray(self.trainer.strategy.broadcast(weights, src=0))
+            return parts
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * self.trainer.world_size
+        dist.all_gather_object(gathered, parts)
+        return [p for rank in gathered for p in rank]
 
     def _flush(self) -> dict[str, float]:
         logged = {}

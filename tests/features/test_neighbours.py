@@ -216,10 +216,6 @@ def test_brute_force_known_queries_with_k_at_least_all_others() -> None:
                                        err_msg=f"{col} row {i}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "neighbours() caps k at len(queries) - 1 for every query, also for a query that is not "
-    "known and so excludes nothing: with k >= the number of known queries, an unknown query "
-    "loses its least similar known query (here 'c', s = .707, the only one labelling p2)"))
 def test_unknown_query_uses_all_known_queries_when_k_exceeds_them() -> None:
     # a (1, 0), b (.6, .8), c (0, 1); the unknown query z = (1, 1) / sqrt 2 has
     # s = .707 (a), .990 (b), .707 (c): all positive, so all three are neighbours (k = 5)

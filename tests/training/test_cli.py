@@ -52,8 +52,9 @@ def test_fit_test_predict_without_text(tmp_path, tiny_log_dir):
     metrics = pd.read_csv(next((tmp_path / "run").rglob("metrics.csv")))
     assert metrics["val/ndcg@10"].notna().any()
     assert ltr(["test", "--config", str(cfg), "--ckpt_path", str(ckpt)]) == 0
+    # every judged query is in the log: their pools are known-query pools
     assert ltr(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt),
-                "--data.predict_split", "pools"]) == 0
+                "--data.predict_split", "known_pools"]) == 0
     pred = pd.read_parquet(tmp_path / "pred.parquet")
     assert {"query", "product_id", "score", "click", "relevance"} <= set(pred.columns)
     assert pred["score"].notna().all() and len(pred) > 0
@@ -67,12 +68,29 @@ def test_fit_with_learned_task_weights_and_listwise_losses(tmp_path, tiny_log_di
     assert "weighting.log_vars" in ckpt["state_dict"]
 
 
-def test_fit_with_tiny_text_encoder_and_finetuned_top(tmp_path, tiny_log_dir):
+@pytest.mark.parametrize("tower,lce", [("query", 1.0), ("shared", 0.0)])
+def test_fit_with_tiny_text_encoder_and_finetuned_top(tmp_path, tiny_log_dir, tower, lce):
+    """Fine-tuning the top layer (query tower with the LCE loss, or both towers) through
+    ``ltr fit``; the checkpoint exports as a package whose scores equal training's."""
+    from ltr.serving import RankingService, export_package
+
     model_dir = build_tiny_bert(tmp_path / "bert")
     text = {"model_name": str(model_dir), "max_length": 16, "progress": False,
             "product_fields": ["product_class"]}
-    cfg = write_config(tmp_path, tiny_log_dir, text, trainable_layers=1)
+    cfg = write_config(tmp_path, tiny_log_dir, text, trainable_layers=1, tuned_tower=tower,
+                       lce_weight=lce)
     assert ltr(["fit", "--config", str(cfg)]) == 0
+    ckpt = tmp_path / "ckpt" / "best.ckpt"
+    state = torch.load(ckpt, weights_only=False)["state_dict"]
+    assert any(k.startswith("text_branch.") for k in state)  # the tuned layers are saved
+    out = export_package(ckpt, tmp_path / "pkg", parity_lists=20, log=lambda *_: None)
+    service = RankingService(out)
+    parity = service.metrics()["parity"]
+    assert parity["test"]["max_abs_diff"] <= 1e-4
+    assert service.text_info["tuned"]["tower"] == tower
+    ranked = service.rank("a query nobody typed", [int(p) for p in
+                                                   service.catalog.columns["product_id"][:5]])
+    assert len(ranked.products) == 5
 
 
 @pytest.mark.parametrize("override,key", [

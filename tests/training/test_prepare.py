@@ -48,12 +48,19 @@ def test_held_out_queries_reach_nothing_of_training(folded, tiny_log_dir):
     assert held
     train_queries = {folded.query_texts[i] for i in folded.train.query_text}
     assert not held & train_queries
-    valid_queries = {folded.query_texts[i] for i in folded.valid.query_text}
-    assert valid_queries and not held & valid_queries
-    assert not valid_queries & train_queries  # validation queries are never trained on
+    valid = folded.valid
+    cold = {folded.query_texts[i] for i in valid.query_text[~valid.warm]}
+    warm = {folded.query_texts[i] for i in valid.query_text[valid.warm]}
+    assert cold and not held & (cold | warm)
+    assert not cold & train_queries  # cold validation queries are never trained on
+    assert warm <= train_queries  # warm ones are training queries, labelled by later clicks
     # validation lists are candidate pools scored against derived relevance labels
-    assert not np.isfinite(folded.valid.labels["click"]).any()
-    assert np.isfinite(folded.valid.labels["relevance"][folded.valid.mask]).all()
+    assert not np.isfinite(valid.labels["click"]).any()
+    assert np.isfinite(valid.labels["relevance"][valid.mask]).all()
+    # the cold lists carry no (query, product) history, the warm ones do
+    j = folded.preprocessor.numeric_names.index("hist_pair_ctr__missing")
+    assert (valid.numeric[~valid.warm][..., j][valid.mask[~valid.warm]] == 1).all()
+    assert (valid.numeric[valid.warm][..., j][valid.mask[valid.warm]] == 0).any()
     test_queries = {folded.query_texts[i] for i in folded.test.query_text}
     assert test_queries == held
     pool_queries = set(folded.pools.keys)
