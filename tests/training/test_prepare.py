@@ -9,7 +9,8 @@ from ltr.errors import ConfigError
 from ltr.training.lists import OutcomeSampler
 from ltr.training.prepare import prepare
 
-FEATURES = {"numeric": ["price", "price_sensitivity", "hist_pair_ctr", "hist_product_ctr"],
+FEATURES = {"numeric": ["price", "price_sensitivity", "hist_pair_ctr", "hist_product_ctr",
+                        "lex_coverage"],
             "log1p": ["price"], "categorical": ["brand", "segment"],
             "derived": ["brand_match", "price_z_in_list"]}
 TASKS = ["click", "add_to_cart", "purchase", "relevance"]
@@ -88,3 +89,75 @@ def test_bad_data_config(tiny_log_dir):
         prepare(str(tiny_log_dir), TASKS, FEATURES, split={"train_days": 3})
     with pytest.raises(ConfigError, match="data.fold"):
         prepare(str(tiny_log_dir), TASKS, FEATURES, folds=3, fold=5)
+
+
+def test_new_and_known_query_pools(tiny_log_dir, tmp_path):
+    """``pools``: judged queries no model trained on (held out, or absent from the log);
+    ``known_pools``: the trained-on ones, with their training labels beside the human
+    grades."""
+    import shutil
+
+    import pandas as pd
+
+    folded = prepare(str(tiny_log_dir), TASKS, FEATURES, folds=3, fold=1, pool_lists=1)
+    assert set(folded.pools.keys) == set(folded.held_out_queries)
+    known = set(folded.known_pools.keys)
+    assert known and not known & set(folded.held_out_queries)
+    assert {"human", "label"} <= set(folded.known_pools.labels)
+    assert folded.known_pools.warm.all() and not folded.pools.warm.any()
+    # a judged query that never reached the log is a new query even without folds
+    log = tmp_path / "log"
+    shutil.copytree(tiny_log_dir, log)
+    judged = pd.read_parquet(log / "judgements.parquet")
+    extra = judged[judged["query"] == judged["query"].iloc[0]].assign(query="never typed")
+    pd.concat([judged, extra]).to_parquet(log / "judgements.parquet", index=False)
+    plain = prepare(str(log), TASKS, FEATURES, pool_lists=1)
+    assert list(plain.pools.keys) == ["never typed"]
+    assert "never typed" not in set(plain.known_pools.keys)
+
+
+def test_history_is_as_of_each_windows_start(tiny_log_dir):
+    """Training rows see the history window only; judged pools and packages the log up to
+    the test window (more impressions for the same pair)."""
+    data = prepare(str(tiny_log_dir), TASKS, FEATURES, pool_lists=1)
+    pairs_infer = data.history[0].set_index(["query", "product_id"])["hist_pair_impressions"]
+    from ltr.data import load_log
+    from ltr.features.split import time_windows
+
+    log = load_log(str(tiny_log_dir))
+    imp = log.impressions.assign(query=log.impressions["query"].astype(str))
+    w = time_windows(imp, 7, 3, 4)
+    before_test = imp[w != "test"].groupby(["query", "product_id"]).size()
+    history_only = imp[w == "history"].groupby(["query", "product_id"]).size()
+    common = pairs_infer.index.intersection(before_test.index)
+    # validation queries' pairs join the inference history too (every non-held-out query)
+    np.testing.assert_array_equal(pairs_infer.loc[common].to_numpy(),
+                                  before_test.loc[common].to_numpy())
+    assert before_test.sum() > history_only.sum()
+    assert "hist_pair_label" in data.history[0]
+    assert data.lexical_weight >= 0 and data.info["lexical_weight"] == data.lexical_weight
+
+
+def test_neighbour_features_never_use_the_query_itself(tiny_log_dir, tmp_path):
+    """With one known query besides itself, a query's neighbour label is that other
+    query's label, never its own."""
+    from tests.text.conftest import build_tiny_bert
+
+    bert = build_tiny_bert(tmp_path / "bert")
+    text = {"model_name": str(bert), "max_length": 16, "progress": False}
+    feats = {**FEATURES, "numeric": [*FEATURES["numeric"], "nn_label", "nn_coverage",
+                                     "nn_max_sim"]}
+    data = prepare(str(tiny_log_dir), TASKS, feats, text=text, pool_lists=1,
+                   neighbours={"k": 3})
+    nn = data.neighbours
+    assert nn is not None and len(nn) >= 2
+    table = nn.label_table()
+    for q in nn.queries[:2]:
+        own = table[table["query"] == q]
+        emb = data.query_embeddings[data.query_index[q]][None, :]
+        cols = nn.columns([q], emb, own["product_id"].tolist(), np.zeros(len(own), int))
+        idx, sim = nn.neighbours([q], emb)
+        assert nn.query_index[q] not in idx[0][sim[0] > 0]
+        assert np.isfinite(cols["nn_coverage"]).all()
+    with pytest.raises(ConfigError, match="data.neighbours.k"):
+        prepare(str(tiny_log_dir), TASKS, feats, text=text, neighbours={"k": -1})
