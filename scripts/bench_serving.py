@@ -1,10 +1,13 @@
 """Latency and throughput of model packages (the README's serving figures).
 
     python scripts/bench_serving.py                      # trains + exports both packages
-    python scripts/bench_serving.py --mmoe runs/packages/mmoe --xgboost runs/packages/xgboost
+    python scripts/bench_serving.py --mmoe runs/packages/mmoe --mmoe-tuned runs/packages/tuned \
+        --xgboost runs/packages/xgboost
 
 Without package folders it fits the MMoE and XGBoost of ``configs/benchmark.yaml`` (fold
-0 of the bundled sample) and exports them under ``runs/serving/``. Then, for each
+0 of the bundled sample) and an MMoE that fine-tunes its query tower's top layer
+(``mmoe_tuned``: every unseen query goes through the frozen and the tuned encoder, one ONNX
+pass over the shared bottom layers), and exports them under ``runs/serving/``. Then, for each
 package, it ranks one request of ``--candidates`` catalog products:
 
 * ``cold``: a query the package has never seen (encoded on the fly: query encoding
@@ -42,10 +45,13 @@ def build_packages(out: Path) -> dict[str, Path]:
     cfg = yaml.safe_load((ROOT / "configs" / "benchmark.yaml").read_text())
     data = LtrDataModule(**cfg["data"]).prepared
     params = {m["name"]: m.get("params") or {} for m in cfg["models"]}
+    params["mmoe_tuned"] = {**(params.get("mmoe") or {}), "trainable_layers": 1,
+                            "max_epochs": 2}
     paths = {}
-    for name in ("mmoe", "xgboost"):
+    for name in ("mmoe", "mmoe_tuned", "xgboost"):
         t0 = time.perf_counter()
-        ranker = make_ranker(name, params.get(name)).fit(data)
+        kind = "mmoe" if name == "mmoe_tuned" else name
+        ranker = make_ranker(kind, params.get(name)).fit(data)
         saved = ranker.save(out / "models" / name)
         paths[name] = export_package(saved, out / name, overwrite=True)
         print(f"   {name}: fitted and exported in {time.perf_counter() - t0:.0f}s", flush=True)
@@ -146,6 +152,7 @@ def encoder_only(n: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mmoe", type=Path)
+    ap.add_argument("--mmoe-tuned", type=Path)
     ap.add_argument("--xgboost", type=Path)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "serving")
     ap.add_argument("--candidates", type=int, default=100)
@@ -157,7 +164,7 @@ def main() -> None:
 
     from ltr.serving import RankingService
 
-    paths = {"mmoe": args.mmoe, "xgboost": args.xgboost}
+    paths = {"mmoe": args.mmoe, "mmoe_tuned": args.mmoe_tuned, "xgboost": args.xgboost}
     if not all(paths.values()):
         print("== fitting and exporting the packages", flush=True)
         torch.set_num_threads(1)

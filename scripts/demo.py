@@ -5,8 +5,9 @@
 3. derive relevance labels from the sample log (`ltr label`), with agreement to the human
    WANDS grades;
 4. train the multi-task MMoE with the queries of fold 0 held out (`ltr fit`), and test it
-   on the held-out queries' sessions (per-task MRR) and their judged pools (NDCG@10
-   against the human grades, customer unknown);
+   on the held-out queries' sessions (per-task MRR), their judged pools (new queries:
+   NDCG@10 against the human grades, customer unknown) and the judged pools of the
+   queries it trained on (known queries), beside the training labels on the same pools;
 5. score the held-out pools (`ltr predict`) and compare with the zero-shot encoder cosine
    (`ltr evaluate`: side-by-side table, paired bootstrap p-values).
 """
@@ -53,6 +54,19 @@ def cosine_predictions(pred: pd.DataFrame, out: Path) -> Path:
     return out
 
 
+def print_score_choice(checkpoint: Path) -> None:
+    """The ranking score the MMoE chose on its validation lists (saved with its weights)."""
+    from ltr.rankers.mmoe import from_lightning_checkpoint
+
+    module = from_lightning_checkpoint(checkpoint).module_
+    for case in ("cold", "warm"):
+        w = getattr(module, f"score_weights_{case}").tolist()
+        mix = " + ".join(f"{v:.3g} x {n}" for n, v in zip(module.output_names, w, strict=True)
+                         if v) or "none"
+        what = "new queries" if case == "cold" else "known queries"
+        print(f"ranking score for {what} ({case}), chosen on validation: {mix}")
+
+
 def rank_with_package(package: Path, pred: pd.DataFrame) -> None:
     """What a ranking service does: load the package, rank one held-out query's
     candidates for a known customer, plus a product the catalog has never seen."""
@@ -95,8 +109,10 @@ def main() -> None:
     # the checkpoint callback of configs/mmoe.yaml writes under runs/mmoe/
     best = max((p for p in (ROOT / "runs" / "mmoe").rglob("best-*.ckpt")
                 if p.stat().st_mtime >= started), key=lambda p: p.stat().st_mtime)
-    step("   test: held-out sessions (MRR) and held-out judged pools (human grades)",
+    step("   test: held-out sessions (MRR), judged pools of the held-out (new) queries and "
+         "of the trained-on (known) queries, against the human grades",
          ["test", *common, "--ckpt_path", str(best)])
+    print_score_choice(best)
     pred_path = ROOT / "runs" / "mmoe" / "predictions.parquet"  # configs/mmoe.yaml
     step("5. score the held-out judged pools",
          ["predict", *common, "--ckpt_path", str(best), "--data.predict_split", "pools"])

@@ -8,6 +8,7 @@ From the history rows only (never the rows being labelled or trained on):
 | ``hist_pair_ctr`` | its click rate per expected examination (position-debiased with the PBM curve of :mod:`ltr.labels.propensity`), smoothed with an empirical-Bayes Beta prior |
 | ``hist_pair_cart_rate``, ``hist_pair_purchase_rate`` | its add-to-cart and purchase rates per expected examination, debiased and smoothed the same way |
 | ``hist_pair_label`` | the pair's relevance label score in [0, 1] (:func:`ltr.labels.derive_labels`, the same rule as the training labels) computed on the history rows alone |
+| ``hist_pair_behaviour`` | the behaviour part of that label alone (debiased, smoothed click, cart and purchase rates as query percentiles) |
 | ``hist_product_impressions`` | times the product was shown, any query |
 | ``hist_product_ctr``, ``hist_product_cart_rate``, ``hist_product_purchase_rate`` | the product's debiased, smoothed rates over all queries |
 
@@ -28,7 +29,7 @@ from ltr.labels.pipeline import pair_counts
 from ltr.labels.signals import fit_beta_prior, smooth_rate
 
 PAIR_HISTORY_COLUMNS = ["hist_pair_impressions", "hist_pair_ctr", "hist_pair_cart_rate",
-                        "hist_pair_purchase_rate", "hist_pair_label"]
+                        "hist_pair_purchase_rate", "hist_pair_label", "hist_pair_behaviour"]
 PRODUCT_HISTORY_COLUMNS = ["hist_product_impressions", "hist_product_ctr",
                            "hist_product_cart_rate", "hist_product_purchase_rate"]
 HISTORY_COLUMNS = PAIR_HISTORY_COLUMNS + PRODUCT_HISTORY_COLUMNS
@@ -65,7 +66,8 @@ def history_features(history: pd.DataFrame, labels: LabelConfig | None = None,
                           "combined" if similarity is not None else "behaviour_only",
                           source="history window", lexical=lexical).labels
     pair_feats = pair_feats.merge(
-        label[["query", "product_id", "score"]].rename(columns={"score": "hist_pair_label"})
+        label[["query", "product_id", "score", "behaviour"]]
+        .rename(columns={"score": "hist_pair_label", "behaviour": "hist_pair_behaviour"})
         .astype({"query": str}), on=["query", "product_id"], how="left")
     prod = pairs.groupby("product_id").agg(
         impressions=("impressions", "sum"), e=("expected_exams", "sum"), clicks=("clicks", "sum"),

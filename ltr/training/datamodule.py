@@ -20,7 +20,7 @@ from ltr.training.text_branch import FineTunedText, FrozenTextTables, QueryTuned
 DEFAULT_FEATURES: dict[str, Any] = {
     "numeric": ["price", "rating", "review_count", "price_sensitivity", "tenure_days",
                 "hist_pair_ctr", "hist_pair_impressions", "hist_pair_cart_rate",
-                "hist_pair_purchase_rate", "hist_pair_label", "hist_product_ctr",
+                "hist_pair_purchase_rate", "hist_pair_label", "hist_pair_behaviour", "hist_product_ctr",
                 "hist_product_impressions", "hist_product_cart_rate",
                 "hist_product_purchase_rate", "lex_coverage", "nn_label", "nn_coverage",
                 "nn_max_sim"],
@@ -33,7 +33,7 @@ DEFAULT_FEATURES: dict[str, Any] = {
 
 
 EVIDENCE = {"coverage": "lex_coverage", "history_label": "hist_pair_label",
-            "neighbour_label": "nn_label"}
+            "history_behaviour": "hist_pair_behaviour", "neighbour_label": "nn_label"}
 
 
 def evidence_columns(pre: Any) -> dict[str, dict[str, Any]]:

@@ -24,8 +24,12 @@ Metrics (:mod:`ltr.metrics`), logged per epoch:
 * ``val/ndcg@10_cold`` and ``val/ndcg@10_warm``: NDCG@10 of the ranking score on the cold
   and warm validation lists against their target (the derived relevance grade on
   candidate pools; graded engagement — 0 none, 1 click, 2 add-to-cart, 3 purchase — on
-  validation sessions); ``val/ndcg@10``, their mean, is what early stopping and
-  checkpoints watch; ``val/ndcg@10_<case>_<output>`` for each output alone;
+  validation sessions), ``val/ndcg@10_score`` their mean;
+  ``val/ndcg@10_<case>_<output>`` for each output alone;
+* ``val/ndcg@10``, what early stopping and checkpoints watch: the mean over the two cases
+  of the learned relevance output's NDCG@10 (the model itself, on queries it never trained
+  on; the served score is chosen for each epoch on top of it), or, without the relevance
+  task, of the ranking score's;
 * ``val/mrr@10_<task>`` for each binary task on validation sessions;
 * in test: the same on test sessions, ``test/ndcg@10_human`` on the judged pools of
   queries never trained on, and ``test/ndcg@10_human_known`` with
@@ -145,11 +149,12 @@ class LtrModule(pl.LightningModule):
             raise ConfigError("model.task_weighting",
                               f"must be 'fixed' or 'uncertainty', got {task_weighting!r}")
         self.score_weights = {**{t: 1.0 for t in self.tasks}, **(score_weights or {})}
-        stray = set(self.score_weights) - set(self.tasks) - {"cosine", "history_label",
-                                                             "neighbour_label"}
+        evidence_names = {"cosine", "text_similarity", "coverage", "history_label",
+                          "history_behaviour", "neighbour_label"}
+        stray = set(self.score_weights) - set(self.tasks) - evidence_names
         if stray:
-            raise ConfigError(f"model.score_weights.{sorted(stray)[0]}", "is not a task, "
-                              "cosine, history_label or neighbour_label")
+            raise ConfigError(f"model.score_weights.{sorted(stray)[0]}", "is not a task or "
+                              f"one of {sorted(evidence_names)}")
         if score_selection not in ("validation", "fixed"):
             raise ConfigError("model.score_selection",
                               f"must be 'validation' or 'fixed', got {score_selection!r}")
@@ -515,7 +520,8 @@ class LtrModule(pl.LightningModule):
         sanity = self._trainer is not None and self.trainer.sanity_checking
         select = self.hparams.score_selection == "validation" and not sanity
         names = self.output_names
-        means = []
+        means: list[float] = []
+        learned: list[float] = []
         report: dict[str, Any] = {}
         for case in CASES:
             rows = warm if case == "warm" else ~warm
@@ -548,10 +554,17 @@ class LtrModule(pl.LightningModule):
             if r.included.any():
                 self.log(f"val/ndcg@10_{case}", float(r.mean), sync_dist=True)
                 means.append(float(r.mean))
+                if "relevance" in names:  # the learned relevance output on its own
+                    own = ndcg(o[names.index("relevance")], t, v, k=10)
+                    learned.append(float(own.mean))
         if select and report:
             self.selection_report = report
         if means:
-            self.log("val/ndcg@10", float(np.mean(means)), prog_bar=True, sync_dist=True)
+            self.log("val/ndcg@10_score", float(np.mean(means)), sync_dist=True)
+            # what early stopping and checkpoints watch: how well the model itself ranks
+            # queries it never trained on (the served score is then chosen for that epoch)
+            monitored = learned if len(learned) == len(means) else means
+            self.log("val/ndcg@10", float(np.mean(monitored)), prog_bar=True, sync_dist=True)
 
     def _gather(self, parts: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Every process's validation outputs, on every process (several processes each
