@@ -91,6 +91,7 @@ class QueryNeighbours:
         self.matrix = sparse.csr_matrix((values + 1.0, (rows[keep], cols)),
                                         shape=(len(self.queries), len(self.product_keys)))
         self.matrix.sum_duplicates()
+        self.matrix.sort_indices()  # each row's product columns ascending: binary search
 
     @classmethod
     def from_labels(cls, labels: pd.DataFrame, embed, k: int = 10,
@@ -157,7 +158,7 @@ class QueryNeighbours:
             out["nn_coverage"][rows] = 0.0
             if not known.any() or not len(self.product_keys):
                 continue
-            block = self.matrix[idx[r]][:, c[known]].toarray()  # [k, m], 0 = no label
+            block = self._block(idx[r], c[known])  # [k, m], 0 = no label
             present = block > 0
             w = s[:, None] * present
             wsum = w.sum(axis=0)
@@ -168,6 +169,21 @@ class QueryNeighbours:
             out["nn_label"][target] = label
             out["nn_coverage"][target] = wsum / total
             out["nn_max_sim"][target] = np.where(has, w.max(axis=0), np.nan)
+        return out
+
+    def _block(self, query_rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``matrix[query_rows][:, cols]`` as a dense ``[k, m]`` array, by binary search in
+        each row's sorted columns (scipy's fancy indexing costs ~0.5 ms per call)."""
+        m = self.matrix
+        out = np.zeros((len(query_rows), len(cols)))
+        for i, row in enumerate(query_rows):
+            lo, hi = m.indptr[row], m.indptr[row + 1]
+            if lo == hi:
+                continue
+            row_cols = m.indices[lo:hi]
+            pos = np.minimum(np.searchsorted(row_cols, cols), hi - lo - 1)
+            hit = row_cols[pos] == cols
+            out[i, hit] = m.data[lo:hi][pos[hit]]
         return out
 
     def table_columns(self, rows: pd.DataFrame, embed) -> dict[str, np.ndarray]:
