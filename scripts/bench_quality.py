@@ -25,8 +25,9 @@ Per case, every ranker's per-query NDCG@10 is compared with the *best zero-shot
 reference* of that case (the best of the MiniLM cosine, BM25 and query-term coverage,
 picked on the case itself): mean difference and its paired bootstrap 95% interval over
 queries. ``hybrid`` (cosine + w x coverage, w calibrated on clicks) is learned, not
-zero-shot. Ties in a ranker's scores are broken by one seeded random order of each list,
-the same for every ranker, never by the order the lists were stored in.
+zero-shot. Ties in a ranker's scores are broken by the neutral order of
+:mod:`ltr.metrics.ties`, the same for every ranker, never by the order the lists were
+stored in (logged position, judgement file).
 
 Writes docs/results/quality.md, quality.csv and per-query scores (quality_queries.csv).
 """
@@ -47,7 +48,7 @@ import torch
 from ltr.cli import main as ltr
 from ltr.evaluation.significance import paired_bootstrap
 from ltr.markdown import markdown_table
-from ltr.metrics import ndcg
+from ltr.metrics import ndcg, neutral_order
 from ltr.rankers.base import make_ranker
 from ltr.training.datamodule import LtrDataModule
 
@@ -97,10 +98,9 @@ def synthetic_log(out: Path, n_queries: int, n_sessions: int, rebuild: bool) -> 
 
 # ----------------------------------------------------------------------------- scoring
 def tie_order(lists, seed: int = 0) -> np.ndarray:
-    """One seeded random permutation of each list's slots (the same for every ranker)."""
-    rng = np.random.default_rng(seed)
-    keys = rng.random(lists.mask.shape)
-    return np.argsort(np.where(lists.mask, keys, 2.0), axis=1, kind="stable")
+    """The neutral order of each list's slots (:mod:`ltr.metrics.ties`; the same for every
+    ranker): ties never fall to the order the lists were stored in."""
+    return neutral_order(lists.product_text, lists.mask, seed)
 
 
 def per_query(scores: np.ndarray, lists, target: np.ndarray, order: np.ndarray

@@ -28,7 +28,7 @@ import torch
 
 from ltr.labels.similarity import pair_similarity
 from ltr.markdown import markdown_table
-from ltr.metrics import ndcg
+from ltr.metrics import ndcg, neutral_order, reorder
 from ltr.rankers.base import pair_cosine
 from ltr.rankers.bm25 import BM25
 from ltr.training.datamodule import LtrDataModule
@@ -74,9 +74,12 @@ def references(dm: LtrDataModule, products: pd.DataFrame) -> dict[str, float]:
     bm25_scores = np.stack([bm25.score(q, row.tolist()) for q, row in
                             zip(queries, pools.product_id, strict=True)])
     out = {}
+    order = neutral_order(pools.product_text, pools.mask)  # ties: never the file order
+    human, valid = reorder(order, human, valid)
     for label, scores in (("cosine_name", name_cos),
                           ("cosine_name_class", pair_cosine(pools, data)),
                           ("bm25_name", bm25_scores)):
+        (scores,) = reorder(order, scores)
         for gain in ("exponential", "linear"):
             out[f"{label}/ndcg@10_{gain}"] = float(ndcg(scores, human, valid, k=10,
                                                         gain=gain).mean)

@@ -14,6 +14,7 @@ from ltr.metrics.ranking import (
     rank_lists,
     recall,
 )
+from ltr.metrics.ties import neutral_order, reorder
 
 __all__ = [
     "METRIC_NAMES",
@@ -26,6 +27,8 @@ __all__ = [
     "mrr",
     "ndcg",
     "parse_metric",
+    "neutral_order",
     "rank_lists",
     "recall",
+    "reorder",
 ]

@@ -34,9 +34,9 @@ import pandas as pd
 from ltr.errors import ConfigError
 from ltr.io import write_table, write_text
 from ltr.markdown import markdown_table
-from ltr.metrics import group_auc, mrr, ndcg
+from ltr.metrics import group_auc, mrr, ndcg, neutral_order, reorder
 from ltr.rankers.base import make_ranker
-from ltr.training.lists import ListData
+from ltr.training.lists import ListData, engagement_grade
 
 TOP_KEYS = {"data", "models", "out", "save_models"}
 TASK_LABELS = {"click": "click", "add_to_cart": "add_to_cart", "purchase": "purchase"}
@@ -63,24 +63,35 @@ def list_of(data: ListData, size: int = 100) -> ListData:
     return one.subset([0], width=size)
 
 
+def neutral(scores: np.ndarray, lists: ListData
+            ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``(scores, mask, labels)`` with each list's slots in the neutral order of
+    :mod:`ltr.metrics.ties` (ties never fall to the logged position or file order)."""
+    order = neutral_order(lists.product_text, lists.mask)
+    s, m = reorder(order, scores, lists.mask)
+    labels = {k: reorder(order, v)[0] for k, v in lists.labels.items()}
+    return s, m, labels
+
+
 def evaluate_scores(scores: np.ndarray, lists: ListData, prefix: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
-    if "relevance" in lists.labels and np.isfinite(lists.labels["relevance"]).any():
-        rel = lists.labels["relevance"]
-        valid = lists.mask & np.isfinite(rel)
+    scores, mask, labels = neutral(scores, lists)
+    if "relevance" in labels and np.isfinite(labels["relevance"]).any():
+        rel = labels["relevance"]
+        valid = mask & np.isfinite(rel)
         for k in (5, 10):
             out[f"{prefix}ndcg@{k}"] = ndcg(np.nan_to_num(scores), np.nan_to_num(rel), valid,
                                             k=k).mean
-    engagement = lists.engagement()
-    valid = lists.mask & np.isfinite(engagement)
+    engagement = engagement_grade(labels, mask.shape)
+    valid = mask & np.isfinite(engagement)
     if valid.any():
         for k in (5, 10):
             out[f"{prefix}engagement_ndcg@{k}"] = ndcg(np.nan_to_num(scores),
                                                        np.nan_to_num(engagement), valid, k=k).mean
     for task in TASK_LABELS:
-        if task in lists.labels:
-            y = lists.labels[task]
-            valid = lists.mask & np.isfinite(y)
+        if task in labels:
+            y = labels[task]
+            valid = mask & np.isfinite(y)
             if valid.any():
                 out[f"{prefix}mrr@10_{task}"] = mrr(np.nan_to_num(scores), np.nan_to_num(y),
                                                    valid, k=10).mean
@@ -91,9 +102,10 @@ def evaluate_scores(scores: np.ndarray, lists: ListData, prefix: str = "") -> di
 
 def human_scores(scores: np.ndarray, pools: ListData, prefix: str = "human_"
                  ) -> dict[str, float]:
-    """NDCG of ``scores`` on judged pools against their human grades."""
-    human = pools.labels["human"]
-    valid = pools.mask & np.isfinite(human)
+    """NDCG of ``scores`` on judged pools against their human grades (neutral ties)."""
+    scores, mask, labels = neutral(scores, pools)
+    human = labels["human"]
+    valid = mask & np.isfinite(human)
     s, h = np.nan_to_num(scores), np.nan_to_num(human)
     return {f"{prefix}ndcg@5": ndcg(s, h, valid, k=5).mean,
             f"{prefix}ndcg@10": ndcg(s, h, valid, k=10).mean,

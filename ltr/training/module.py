@@ -52,7 +52,7 @@ from ltr.features.spec import BINARY_TASKS, check_tasks
 from ltr.losses.contrastive import lce_loss
 from ltr.losses.registry import get_loss
 from ltr.losses.weighting import FixedWeighting, UncertaintyWeighting
-from ltr.metrics import mrr, ndcg
+from ltr.metrics import mrr, ndcg, neutral_order, reorder
 from ltr.models.blocks import TabularEncoder
 from ltr.models.mmoe import MMoE
 from ltr.text.interactions import cosine
@@ -461,7 +461,11 @@ class LtrModule(pl.LightningModule):
         out, evidence = self.outputs(batch)
         warm = batch.get("warm")
         score = self.score(out, evidence, warm).detach().float().cpu().numpy()
-        mask = batch["mask"].cpu().numpy()
+        # ties fall in a neutral order, never in the logged or the file order
+        order = neutral_order(batch["product_text"].cpu().numpy(), batch["mask"].cpu().numpy())
+        mask, score = reorder(order, batch["mask"].cpu().numpy(), score)
+        batch = {k: (torch.from_numpy(reorder(order, v.cpu().numpy())[0])
+                     if k.startswith("y_") else v) for k, v in batch.items()}
         if "y_human" in batch:
             human = batch["y_human"].cpu().numpy()
             valid = mask & np.isfinite(human)
@@ -482,6 +486,7 @@ class LtrModule(pl.LightningModule):
         valid = mask & known
         if prefix == "val":
             stacked = self._stack(out, evidence).detach().float().cpu().numpy()
+            stacked = np.take_along_axis(stacked, order[..., None], axis=1)
             self._val_parts.append({
                 "outputs": stacked, "target": target, "valid": valid,
                 "warm": np.zeros(len(mask), bool) if warm is None else

@@ -23,9 +23,10 @@ def _load():
 
 def _lists(mask: np.ndarray) -> ListData:
     g, n = mask.shape
+    products = np.random.default_rng(1).permutation(g * n).reshape(g, n)
     return ListData(keys=np.arange(g), numeric=np.zeros((g, n, 1), np.float32),
                     categorical=np.zeros((g, n, 0), np.int64),
-                    query_text=np.arange(g), product_text=np.zeros((g, n), np.int64),
+                    query_text=np.arange(g), product_text=products,
                     position=np.zeros((g, n), np.int64), mask=mask,
                     product_id=np.zeros((g, n), object))
 
