@@ -57,6 +57,7 @@ SAMPLE = ROOT / "data_samples" / "wands"
 TEXT = {"model_name": "all-MiniLM-L6-v2", "product_fields": ["product_class"],
         "cache_dir": str(ROOT / ".cache" / "ltr-text"), "progress": False}
 ZERO_SHOT = ("cosine", "bm25", "lexical")
+OUTPUTS = False  # --outputs: also score each MMoE's relevance, click and tuned cosine alone
 REFERENCES = (*ZERO_SHOT, "hybrid")
 DEFAULT_RANKERS = ("mmoe", "mmoe_tabular", "xgboost", "dcnv2")
 ALL_RANKERS = (*DEFAULT_RANKERS, "tabnet", "ft_transformer")
@@ -124,6 +125,12 @@ def evaluate_case(case: str, lists, data, rankers: dict[str, Any], rows: list[di
     target = lists.labels["human"]
     queries = np.asarray(data.query_texts, dtype=object)[lists.query_text]
     scored = {name: r.score(lists, data) for name, r in rankers.items()}
+    if OUTPUTS:  # each learned or tuned output of the MMoEs alone
+        for name, r in rankers.items():
+            if hasattr(r, "all_outputs"):
+                outs = r.all_outputs(lists, data)
+                scored.update({f"{name}/{k}": v for k, v in outs.items()
+                               if k in ("relevance", "tuned_cosine", "click")})
     scored.update(extra or {})
     for name, scores in scored.items():
         res = per_query(scores, lists, target, order)
@@ -188,10 +195,15 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=8)
     parser.add_argument("--bootstrap", type=int, default=5000)
     parser.add_argument("--rebuild", action="store_true", help="simulate the log again")
+    parser.add_argument("--outputs", action="store_true",
+                        help="also score each MMoE's relevance, click and tuned-cosine "
+                             "outputs alone (rows 'name/output')")
     parser.add_argument("--work", default=str(ROOT / "runs" / "quality"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "quality"))
     args = parser.parse_args()
     torch.set_num_threads(2)
+    global OUTPUTS
+    OUTPUTS = args.outputs
     if args.quick:
         args.synthetic_queries, args.sessions, args.folds = 600, 12000, 3
         args.max_epochs = 3
@@ -254,7 +266,9 @@ def main() -> None:
                          delta=table["delta"].map("{:+.4f}".format))
     md = (f"# Ranking quality on known and new queries\n\n`python scripts/bench_quality.py "
           f"{' '.join(a for a in ('--quick' if args.quick else '',) if a)}"
-          f"{' --variants ' + args.variants if args.variants else ''}`"
+          f"{' --variants ' + args.variants if args.variants else ''}"
+          f"{' --rankers ' + args.rankers if args.rankers != 'default' else ''}"
+          f"{' --outputs' if args.outputs else ''}`"
           f" ({time.perf_counter() - t_all:.0f} s)\n\n"
           "NDCG@10 per query (linear gain unless marked), `delta` = mean difference to the "
           "case's best zero-shot reference, paired bootstrap 95% interval over queries.\n\n"

@@ -115,7 +115,7 @@ def main() -> None:
             sampling = spec.pop("_sampling", "diverse")
             variant_dm = dm
             if spec.pop("_features", None) == "no_product_class":
-                from ltr.training.datamodule import DEFAULT_FEATURES
+                from ltr.features.defaults import DEFAULT_FEATURES
 
                 features = {**DEFAULT_FEATURES, "categorical": [
                     c for c in DEFAULT_FEATURES["categorical"] if c != "product_class"]}

@@ -76,3 +76,20 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def bare_log_dir(tiny_log_dir, tmp_path_factory) -> Path:
+    """The tiny log of another shop: a catalog without ``product_class`` and customers
+    with nothing but an id and a tenure (no segment, no preferences)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("bare_log")
+    for name in ("impressions.parquet", "judgements.parquet"):
+        shutil.copy(tiny_log_dir / name, out / name)
+    products = pd.read_parquet(tiny_log_dir / "products.parquet")
+    products.drop(columns=["product_class"]).to_parquet(out / "products.parquet", index=False)
+    customers = pd.read_parquet(tiny_log_dir / "customers.parquet")
+    customers[["customer_id", "tenure_days"]].to_parquet(out / "customers.parquet",
+                                                         index=False)
+    return out

@@ -26,6 +26,12 @@ def label_run(raw: dict[str, Any]) -> str:
     config = LabelConfig.from_dict(dict(raw.get("labels") or {}))
     text_cfg = TextConfig.from_mapping(raw.get("text"))
     log = load_log(raw["data"])
+    absent = [f for f in text_cfg.product_fields if f not in log.products.columns]
+    if absent:  # optional text fields switch on only where the catalog has them
+        import dataclasses
+
+        text_cfg = dataclasses.replace(text_cfg, product_fields=tuple(
+            f for f in text_cfg.product_fields if f not in absent))
     encoder = TextEncoder.from_config(text_cfg)
 
     def similarity(queries: np.ndarray, product_ids: np.ndarray) -> np.ndarray:
@@ -78,6 +84,9 @@ def label_run(raw: dict[str, Any]) -> str:
              f"queries in {t_label:.1f}s -> {paths['labels']}",
              f"grades: {result.labels['grade'].value_counts().sort_index().to_dict()}",
              f"position bias: {result.position_bias.note}"]
+    if absent:
+        lines.append(f"note: text.product_fields {absent} are not catalog columns: the "
+                     "product text is the title and the other fields")
     curve = result.position_bias.examination
     if truth is not None:
         n = min(10, len(truth), len(curve))

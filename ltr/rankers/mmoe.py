@@ -72,10 +72,18 @@ class MMoERanker(Ranker):
     def _score(self, lists: Any, data: Any) -> np.ndarray:
         return self._score_outputs(lists, data)["score"]
 
-    def _score_outputs(self, lists: Any, data: Any) -> dict[str, np.ndarray]:
-        """Score and task outputs, ``EVAL_BATCH`` lists at a time. Text embeddings go in
-        with each batch (looked up in ``data``'s tables), so the module is never changed
-        and concurrent calls are safe."""
+    def all_outputs(self, lists: Any, data: Any) -> dict[str, np.ndarray]:
+        """Every output the ranking score may mix (:attr:`LtrModule.output_names`: the
+        evidence and the task outputs) and the score, ``[G, L]`` each: for diagnosis."""
+        self._check_fitted("score")
+        return self._score_outputs(lists, data, evidence=True)
+
+    def _score_outputs(self, lists: Any, data: Any, evidence: bool = False
+                       ) -> dict[str, np.ndarray]:
+        """Score and task outputs (and the evidence outputs with ``evidence``),
+        ``EVAL_BATCH`` lists at a time. Text embeddings go in with each batch (looked up in
+        ``data``'s tables), so the module is never changed and concurrent calls are
+        safe."""
         module = self.module_
         queries = products = tuned_q = tuned_p = None
         if module.use_text:
@@ -98,7 +106,10 @@ class MMoERanker(Ranker):
                     batch["query_vec_tuned"] = tuned_q[batch["query_text"]]
                     if tuned_p is not None:
                         batch["product_vec_tuned"] = tuned_p[batch["product_text"]]
-                for name, value in module.predict_scores(batch).items():
+                values = module.predict_scores(batch)
+                if evidence:
+                    values.update(module.outputs(batch)[1])
+                for name, value in values.items():
                     parts.setdefault(name, []).append(value.float().numpy())
         if not parts:
             return {name: np.zeros(lists.mask.shape) for name in ("score", *module.tasks)}

@@ -17,21 +17,6 @@ from ltr.training.lists import OUTCOMES, ListData, ListDataset, OutcomeSampler
 from ltr.training.prepare import PreparedData, prepare
 from ltr.training.text_branch import FineTunedText, FrozenTextTables, QueryTunedText
 
-DEFAULT_FEATURES: dict[str, Any] = {
-    "numeric": ["price", "rating", "review_count", "price_sensitivity", "tenure_days",
-                "hist_pair_ctr", "hist_pair_impressions", "hist_pair_cart_rate",
-                "hist_pair_purchase_rate", "hist_pair_label", "hist_pair_behaviour", "hist_product_ctr",
-                "hist_product_impressions", "hist_product_cart_rate",
-                "hist_product_purchase_rate", "lex_coverage", "nn_label", "nn_coverage",
-                "nn_max_sim"],
-    "log1p": ["price", "review_count", "tenure_days", "hist_pair_impressions",
-              "hist_product_impressions"],
-    "categorical": ["brand", "product_class", "segment", "preferred_brand",
-                    "preferred_category"],
-    "derived": ["brand_match", "category_match", "price_z_in_list", "top_category"],
-}
-
-
 EVIDENCE = {"coverage": "lex_coverage", "history_label": "hist_pair_label",
             "history_behaviour": "hist_pair_behaviour", "neighbour_label": "nn_label"}
 
@@ -54,18 +39,6 @@ def evidence_columns(pre: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def default_features(text: dict[str, Any] | None, neighbours: dict[str, Any] | None
-                     ) -> dict[str, Any]:
-    """:data:`DEFAULT_FEATURES`, without the neighbour columns when they cannot exist (no
-    text, or ``neighbours.k`` 0)."""
-    from ltr.features.neighbours import NEIGHBOUR_COLUMNS
-
-    if text is not None and (neighbours or {}).get("k", 10):
-        return DEFAULT_FEATURES
-    return {**DEFAULT_FEATURES, "numeric": [c for c in DEFAULT_FEATURES["numeric"]
-                                            if c not in NEIGHBOUR_COLUMNS]}
-
-
 DEFAULT_RATES = {"none": 0.1, "click": 0.2, "cart": 0.2, "purchase": 0.2, "pool": 0.3}
 
 
@@ -75,7 +48,8 @@ class LtrDataModule(pl.LightningDataModule):
     Args:
         data_dir: folder with products/customers/impressions (and judgements).
         tasks: the model's tasks (labels built for each).
-        features: :class:`ltr.features.FeatureSpec` keys (defaults fit the sample data).
+        features: :class:`ltr.features.FeatureSpec` keys; by default the spec of
+            :mod:`ltr.features.defaults`, restricted to the columns the data has.
         labels: :class:`ltr.labels.LabelConfig` keys for the relevance task.
         text: :class:`ltr.text.TextConfig` keys, or null for no text features.
         split: ``history_days``, ``valid_days``, ``test_days``.
@@ -149,8 +123,7 @@ class LtrDataModule(pl.LightningDataModule):
 
                 self._encoder = TextEncoder.from_config(TextConfig.from_mapping(hp.text,
                                                                                 "data.text"))
-            features = hp.features or default_features(hp.text, hp.neighbours)
-            self._prepared = prepare(hp.data_dir, self.tasks, features,
+            self._prepared = prepare(hp.data_dir, self.tasks, hp.features,
                                      hp.labels, hp.text, hp.split, hp.folds, hp.fold,
                                      hp.hard_negatives, hp.seed, encoder=self._encoder,
                                      anonymous_share=hp.anonymous_share,
@@ -161,6 +134,8 @@ class LtrDataModule(pl.LightningDataModule):
                                      stream_dir=hp.stream_dir, neighbours=hp.neighbours)
             self._prepared.config = {"tasks": list(self.tasks),
                                      **{k: v for k, v in dict(hp).items() if k != "tasks"}}
+            for note in self._prepared.info.get("notes", []):
+                print(f"note: {note}", flush=True)
         return self._prepared
 
     @property

@@ -55,6 +55,7 @@ import pandas as pd
 
 from ltr.data.loaders import SearchLog, load_log
 from ltr.errors import ConfigError, DataValidationError
+from ltr.features.defaults import check_available, default_spec
 from ltr.features.derived import add_derived
 from ltr.features.history import PAIR_HISTORY_COLUMNS, history_features, join_history
 from ltr.features.neighbours import QueryNeighbours
@@ -236,7 +237,6 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     of holding the training lists in memory."""
     t0 = time.perf_counter()
     tasks = check_tasks(tasks, "model.tasks")
-    spec = FeatureSpec.from_dict(features, "data.features")
     label_cfg = LabelConfig.from_dict(dict(labels or {}))
     split = {"history_days": 7, "valid_days": 3, "test_days": 4, **(split or {})}
     unknown = set(split) - {"history_days", "valid_days", "test_days"}
@@ -288,11 +288,28 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     is_model_query = is_train_query & ~imp["query"].isin(valid_queries)
     trained_queries = set(train_imp["query"]) | set(imp.loc[is_train_query, "query"])
 
-    encoder = encoder if encoder is not None or text is None else _encoder(text)
+    notes: list[str] = []
     text_cfg = None
     if text is not None:
         from ltr.text import TextConfig
         text_cfg = TextConfig.from_mapping(text, "data.text")
+        absent = [f for f in text_cfg.product_fields if f not in log.products.columns]
+        if absent:  # optional text fields switch on only where the catalog has them
+            notes.append(f"data.text.product_fields {absent} are not catalog columns: the "
+                         "product text is the title and the other fields")
+            text_cfg = dataclasses.replace(text_cfg, product_fields=tuple(
+                f for f in text_cfg.product_fields if f not in absent))
+            text = {**dict(text), "product_fields": list(text_cfg.product_fields)}
+    encoder = encoder if encoder is not None or text is None else _encoder(text)
+    product_cols = set(log.products.columns)
+    customer_cols = set(log.customers.columns)
+    with_nn = encoder is not None and nn_cfg["k"] > 0 and "relevance" in tasks
+    if features is None:
+        features, left_out = default_spec(product_cols, customer_cols,
+                                          encoder is not None, with_nn)
+        notes += left_out
+    spec = FeatureSpec.from_dict(features, "data.features")
+    check_available(spec, product_cols, customer_cols, encoder is not None, with_nn)
 
     fields = lexical_fields(text_cfg.product_fields if text_cfg is not None else ())
     sim = lex = None
@@ -449,7 +466,7 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
                           "known_pools": len(out.known_pools) if out.known_pools else 0},
                 "held_out_queries": len(held_out), "validation_queries": len(valid_queries),
                 "labelled_pairs": 0 if label_table is None else len(label_table),
-                "lexical_weight": lexical_weight,
+                "lexical_weight": lexical_weight, "features": spec.to_dict(), "notes": notes,
                 **valid_info}
     return out
 
