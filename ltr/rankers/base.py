@@ -24,8 +24,10 @@ state files (safetensors, XGBoost JSON; never pickle). ``load_ranker(folder)`` r
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,7 +51,35 @@ RANKERS: dict[str, str] = {
     "cosine": "ltr.rankers.reference:CosineRanker",
     "lexical": "ltr.rankers.reference:LexicalRanker",
     "hybrid": "ltr.rankers.reference:HybridRanker",
+    "ple": "ltr.rankers.mmoe:PLERanker",
 }
+
+
+def capabilities(name: str, key: str = "model.name") -> Capabilities:
+    """The :class:`Capabilities` of a registered ranker kind."""
+    return ranker_class(name, key).capabilities
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a kind of ranker needs and can do, declared once on its class, so that export,
+    sweep and benchmark never switch on kind names.
+
+    text: ``embeddings`` (always reads query and product embeddings), ``optional`` (reads
+        them when its ``use_text`` parameter is on), ``texts`` (reads the raw product
+        texts, e.g. BM25) or ``none``.
+    multi_task: one output per task (click, add-to-cart, purchase, relevance), else one.
+    prunable: how a sweep prunes its trials: ``lightning`` (a validation metric per
+        epoch), ``xgboost`` (per boosting round) or None.
+    streams: trains from training lists streamed from Parquet (``data.stream_dir``).
+    trained: learns from the log (False for the zero-shot references).
+    """
+
+    text: str = "none"
+    multi_task: bool = False
+    prunable: str | None = None
+    streams: bool = False
+    trained: bool = True
 
 
 class NotFittedError(LtrError, RuntimeError):
@@ -93,8 +123,32 @@ class Ranker(ABC):
     ending in ``_``."""
 
     kind: ClassVar[str] = "base"
+    capabilities: ClassVar[Capabilities] = Capabilities()
     # what the single score was trained on (the per-task outputs of score_outputs)
     output_names: ClassVar[tuple[str, ...]] = ("relevance",)
+
+    @property
+    def reads_embeddings(self) -> bool:
+        """Whether scoring reads the query and product embeddings."""
+        text = self.capabilities.text
+        return text == "embeddings" or (text == "optional" and
+                                        bool(self.params.get("use_text", False)))
+
+    @property
+    def reads_texts(self) -> bool:
+        """Whether scoring reads the raw product texts."""
+        return self.capabilities.text == "texts"
+
+    @classmethod
+    def param_names(cls) -> set[str] | None:
+        """The parameters the constructor takes (None: cannot tell)."""
+        defaults = getattr(cls, "DEFAULTS", None)
+        if isinstance(defaults, dict):
+            return set(defaults)
+        sig = inspect.signature(cls.__init__).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in sig.values()):
+            return None
+        return set(sig) - {"self"}
 
     def __init__(self, **params: Any) -> None:
         self.params = dict(params)

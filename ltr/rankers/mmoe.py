@@ -21,7 +21,7 @@ import torch
 
 from ltr.errors import ConfigError, DataValidationError
 from ltr.io import atomic_path, read_json, write_json
-from ltr.rankers.base import Ranker
+from ltr.rankers.base import Capabilities, Ranker
 from ltr.training.lists import ListDataset
 from ltr.training.module import LtrModule
 
@@ -37,13 +37,26 @@ class MMoERanker(Ranker):
     ``batch_size``, ``seed``, ``sampling``."""
 
     kind = "mmoe"
+    capabilities = Capabilities(text="optional", multi_task=True, prunable="lightning")
     use_text_default = True
+    backbone = "mmoe"
 
     def __init__(self, **params: Any) -> None:
-        params = {**TRAINER_KEYS, "use_text": self.use_text_default, **params}
+        params = {**TRAINER_KEYS, "use_text": self.use_text_default,
+                  "backbone": self.backbone, **params}
         super().__init__(**params)
+        self.callbacks: list[Any] = []  # extra Lightning callbacks (e.g. Optuna pruning)
         self.module_: LtrModule | None = None
         self.train_seconds_ = float("nan")
+
+    @classmethod
+    def param_names(cls) -> set[str]:
+        """The trainer keys and every :class:`LtrModule` argument."""
+        import inspect
+
+        args = set(inspect.signature(LtrModule.__init__).parameters) - {"self",
+                                                                        "feature_dims"}
+        return set(TRAINER_KEYS) | args
 
     def _module_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.params.items() if k not in TRAINER_KEYS}
@@ -65,7 +78,7 @@ class MMoERanker(Ranker):
         kwargs = self._module_kwargs()
         t0 = time.perf_counter()
         _, module = fit_and_test(dm, kwargs, max_epochs=p["max_epochs"], patience=p["patience"],
-                                 seed=p["seed"], run_test=False)
+                                 seed=p["seed"], run_test=False, callbacks=self.callbacks)
         self.train_seconds_ = time.perf_counter() - t0
         self.module_ = module.eval()
 
@@ -195,7 +208,8 @@ def from_lightning_checkpoint(path: str | Path) -> MMoERanker:
         raise DataValidationError(str(path), f"weights do not fit the model its "
                                   f"hyper-parameters describe: {exc}") from exc
     module.eval()
-    cls = MMoERanker if module.use_text else TabularMMoERanker
+    cls = PLERanker if module.hparams.get("backbone") == "ple" else \
+        MMoERanker if module.use_text else TabularMMoERanker
     params = {k: v for k, v in hp.items() if k not in ("feature_dims", "use_text")}
     ranker = cls(**params, use_text=module.use_text)
     ranker.module_ = module
@@ -214,6 +228,15 @@ class TabularMMoERanker(MMoERanker):
 
     kind = "mmoe_tabular"
     use_text_default = False
+
+
+class PLERanker(MMoERanker):
+    """Progressive Layered Extraction (:mod:`ltr.models.ple`) instead of the MMoE: task
+    and shared experts in stacked levels; everything else (features, tasks, losses, the
+    validated ranking score, export) is the MMoE's."""
+
+    kind = "ple"
+    backbone = "ple"
 
 
 

@@ -38,7 +38,7 @@ from ltr.models.tabular_backbones import (
     check_ft_transformer_arch,
     check_tabnet_arch,
 )
-from ltr.rankers.base import Ranker, ranker_inputs, ranking_target
+from ltr.rankers.base import Capabilities, Ranker, ranker_inputs, ranking_target
 
 
 def list_scores(backbone: nn.Module, numeric: torch.Tensor, categorical: torch.Tensor
@@ -108,6 +108,7 @@ class NeuralRanker(Ranker):
     """
 
     kind = "neural"
+    capabilities = Capabilities(text="optional", prunable="lightning")
     DEFAULTS: dict[str, Any] = {"loss": "lambda_ndcg", "lr": 1e-3, "weight_decay": 1e-5,
                                 "max_epochs": 10, "patience": 3, "batch_size": 64,
                                 "use_text": True, "seed": 0, "arch": {}}

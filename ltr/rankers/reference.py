@@ -14,7 +14,7 @@ import numpy as np
 
 from ltr.errors import ConfigError, DataValidationError
 from ltr.io import read_json, write_json
-from ltr.rankers.base import NotFittedError, Ranker, pair_cosine
+from ltr.rankers.base import Capabilities, NotFittedError, Ranker, pair_cosine
 from ltr.rankers.bm25 import BM25
 
 BM25_STATE = "bm25.json"
@@ -31,6 +31,7 @@ class BM25Ranker(Ranker):
     training."""
 
     kind = "bm25"
+    capabilities = Capabilities(text="texts", trained=False)
 
     def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
         if k1 < 0 or not 0 <= b <= 1:
@@ -83,6 +84,7 @@ class CosineRanker(Ranker):
     """Zero-shot cosine between the query and product embeddings of the data's encoder."""
 
     kind = "cosine"
+    capabilities = Capabilities(text="embeddings", trained=False)
 
     def _fit(self, data: Any) -> None:
         if data.query_embeddings is None:
@@ -117,6 +119,7 @@ class LexicalRanker(Ranker):
     title, category and text fields (query-term coverage)."""
 
     kind = "lexical"
+    capabilities = Capabilities(trained=False)
 
     def _fit(self, data: Any) -> None:
         from ltr.features.text_match import COVERAGE_COLUMN
@@ -142,6 +145,7 @@ class HybridRanker(Ranker):
     through that one weight; the cold-query reference of the MMoE's ranking score."""
 
     kind = "hybrid"
+    capabilities = Capabilities(text="embeddings", trained=False)
 
     def __init__(self, lexical_weight: float | None = None) -> None:
         super().__init__(lexical_weight=lexical_weight)

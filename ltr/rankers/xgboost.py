@@ -55,7 +55,7 @@ import xgboost as xgb
 
 from ltr.errors import ConfigError, DataValidationError, check_known_keys
 from ltr.io import atomic_path
-from ltr.rankers.base import Ranker, ranker_inputs, ranking_target
+from ltr.rankers.base import Capabilities, Ranker, ranker_inputs, ranking_target
 
 MODEL_FILE = "model.json"
 EVAL_METRIC = "ndcg@10"
@@ -123,6 +123,7 @@ class XGBoostRanker(Ranker):
     """
 
     kind = "xgboost"
+    capabilities = Capabilities(text="optional", prunable="xgboost")
     DEFAULTS: dict[str, Any] = {
         "n_estimators": 500, "max_depth": 6, "learning_rate": 0.05, "subsample": 0.8,
         "colsample_bytree": 0.8, "min_child_weight": 1.0, "reg_lambda": 1.0,

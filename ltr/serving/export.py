@@ -186,11 +186,7 @@ def _uses_embeddings(ranker, data=None) -> bool:
     do (the neighbour features compare query embeddings)."""
     if data is not None and set(NEIGHBOUR_COLUMNS) & set(data.preprocessor.spec.numeric_inputs):
         return True
-    if ranker.kind == "bm25":
-        return False
-    if ranker.kind in ("cosine", "hybrid"):
-        return True
-    return bool(ranker.params.get("use_text", False))
+    return ranker.reads_embeddings
 
 
 def _versions() -> dict[str, str]:
@@ -323,7 +319,7 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
             "summary": {"catalog_products": int(len(data.products)),
                         "known_queries": len(data.query_texts),
                         "customers": int(len(data.customers)) if include_customers else 0,
-                        "text": _uses_embeddings(ranker, data) or ranker.kind == "bm25"},
+                        "text": _uses_embeddings(ranker, data) or ranker.reads_texts},
         }
         _normal_permissions(tmp)
         write_manifest(tmp, info)  # provisional: lets the service load the folder
@@ -371,7 +367,7 @@ def _write_contents(folder: Path, ranker, data, dm, args: dict[str, Any], copy_e
     from ltr.text import TextConfig, product_text
 
     uses_embeddings = _uses_embeddings(ranker, data)
-    uses_texts = uses_embeddings or ranker.kind == "bm25"
+    uses_texts = uses_embeddings or ranker.reads_texts
     text_cfg = TextConfig.from_mapping(data.text, "data.text") if data.text else None
     if uses_embeddings and (text_cfg is None or data.query_embeddings is None):
         raise ConfigError("data.text", f"the '{ranker.kind}' model uses text but its data "

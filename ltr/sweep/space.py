@@ -13,7 +13,6 @@ Every problem raises :class:`~ltr.errors.ConfigError` naming the key
 from __future__ import annotations
 
 import copy
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,20 +143,7 @@ def known_params(model: str) -> set[str] | None:
     """Top-level parameter names the ranker accepts (None: cannot tell)."""
     from ltr.rankers.base import ranker_class
 
-    cls = ranker_class(model, "model")
-    defaults = getattr(cls, "DEFAULTS", None)
-    if isinstance(defaults, dict):
-        return set(defaults)
-    if model in ("mmoe", "mmoe_tabular"):
-        from ltr.rankers.mmoe import TRAINER_KEYS
-        from ltr.training.module import LtrModule
-
-        args = set(inspect.signature(LtrModule.__init__).parameters) - {"self"}
-        return set(TRAINER_KEYS) | args
-    sig = inspect.signature(cls.__init__).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in sig.values()):
-        return None
-    return set(sig) - {"self"}
+    return ranker_class(model, "model").param_names()
 
 
 def check_space(model: str, fixed: dict[str, Any], params: list[Param]) -> None:

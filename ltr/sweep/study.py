@@ -9,7 +9,8 @@
   parameters; a trial that raises is recorded as FAIL with user attribute ``error``.
 * Pruning: XGBoost reports ``validation_0-ndcg@10`` per boosting round
   (``optuna_integration.XGBoostPruningCallback``), the neural rankers (dcnv2, tabnet,
-  ft_transformer) ``val/ndcg@10`` per epoch (``PyTorchLightningPruningCallback``).
+  ft_transformer, mmoe, ple) ``val/ndcg@10`` per epoch (``PyTorchLightningPruningCallback``),
+  as each ranker declares (:class:`ltr.rankers.base.Capabilities`).
   MMoE and the references are not pruned.
 * Storage: any SQLAlchemy URL (default ``sqlite:///<out>/study.db``), created or loaded
   (``load_if_exists``). ``n_trials`` is the study's total: trials that are finished
@@ -40,7 +41,6 @@ STUDY_DEFAULTS: dict[str, Any] = {
     "timeout": None, "metric": "ndcg@10", "seed": 0, "pruner": "median", "heartbeat": 10,
 }
 PRUNERS = ("median", "hyperband", "none")
-NEURAL = ("dcnv2", "tabnet", "ft_transformer")
 METRIC = re.compile(r"^(ndcg@\d+|engagement_ndcg@(5|10)|"
                     r"(mrr@10_|auc_)(click|add_to_cart|purchase))$")
 
@@ -214,11 +214,15 @@ def validation_metric(scores: np.ndarray, data: Any, metric: str) -> float:
 
 
 def _pruning_callback(model: str, trial: Any) -> Any | None:
-    if model == "xgboost":
+    """The trial's pruning callback, by the ranker's declared capability."""
+    from ltr.rankers.base import capabilities
+
+    how = capabilities(model, "model").prunable
+    if how == "xgboost":
         from optuna_integration import XGBoostPruningCallback
 
         return XGBoostPruningCallback(trial, "validation_0-ndcg@10")
-    if model in NEURAL:
+    if how == "lightning":
         from optuna_integration import PyTorchLightningPruningCallback
 
         return PyTorchLightningPruningCallback(trial, "val/ndcg@10")

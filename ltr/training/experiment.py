@@ -18,7 +18,8 @@ from ltr.training.module import LtrModule
 
 def fit_and_test(dm: LtrDataModule, model_kwargs: dict[str, Any], max_epochs: int = 8,
                  patience: int = 3, seed: int = 0, root: str = "runs/experiments",
-                 sampling: str | None = None, run_test: bool = True) -> Any:
+                 sampling: str | None = None, run_test: bool = True,
+                 callbacks: list[pl.Callback] | None = None) -> Any:
     """Train ``LtrModule(**model_kwargs)`` on ``dm`` with early stopping on val/ndcg@10,
     restore the best epoch, and return its test metrics plus training time and rows/s.
     With ``run_test=False`` return ``(fit info, the module with the best weights)``."""
@@ -34,7 +35,8 @@ def fit_and_test(dm: LtrDataModule, model_kwargs: dict[str, Any], max_epochs: in
                          enable_progress_bar=False, enable_model_summary=False,
                          default_root_dir=root,
                          callbacks=[EarlyStopping("val/ndcg@10", mode="max",
-                                                  patience=patience), ckpt])
+                                                  patience=patience), ckpt,
+                                    *(callbacks or [])])
     t0 = time.perf_counter()
     trainer.fit(model, dm)
     seconds = time.perf_counter() - t0

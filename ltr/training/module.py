@@ -55,6 +55,7 @@ from ltr.losses.weighting import FixedWeighting, UncertaintyWeighting
 from ltr.metrics import mrr, ndcg, neutral_order, reorder
 from ltr.models.blocks import TabularEncoder
 from ltr.models.mmoe import MMoE
+from ltr.models.ple import PLE
 from ltr.text.interactions import cosine
 from ltr.training.lists import engagement_grade
 from ltr.training.score_selection import CASES, REFERENCES, select_weights
@@ -113,7 +114,10 @@ class LtrModule(pl.LightningModule):
             the training lists becomes ``alpha * label + (1 - alpha) * teacher``, the
             teacher being the model as it is then (its relevance output, mapped to the
             label scale by rank within the list).
-        n_experts, bottom, expert_hidden, tower_hidden, dropout: MMoE shape.
+        backbone: ``mmoe`` (multi-gate mixture of experts, :mod:`ltr.models.mmoe`) or
+            ``ple`` (progressive layered extraction, :mod:`ltr.models.ple`: ``n_shared``
+            shared and ``n_task_experts`` per-task experts in each of ``levels`` levels).
+        n_experts, bottom, expert_hidden, tower_hidden, dropout: the experts' shape.
         position_tower: additive position-bias tower on the click logit in training.
         lr, weight_decay: AdamW.
         feature_dims: filled in from the data module (numeric width, cardinalities,
@@ -126,7 +130,9 @@ class LtrModule(pl.LightningModule):
                  interactions: list[str] | None = None, text_proj: int = 32,
                  trainable_layers: int = 0, tuned_tower: str = "query",
                  lce_weight: float = 0.0, lce_temperature: float = 0.05,
-                 distill: dict[str, Any] | None = None, n_experts: int = 4,
+                 distill: dict[str, Any] | None = None, backbone: str = "mmoe",
+                 n_shared: int = 2, n_task_experts: int = 1, levels: int = 2,
+                 n_experts: int = 4,
                  bottom: list[int] | None = None, expert_hidden: list[int] | None = None,
                  tower_hidden: list[int] | None = None, dropout: float = 0.1,
                  position_tower: bool = True, lr: float = 1e-3, weight_decay: float = 1e-5,
@@ -193,8 +199,15 @@ class LtrModule(pl.LightningModule):
                 self.text_proj = nn.Sequential(nn.Linear(width, text_proj), nn.ReLU())
                 width = text_proj
             in_dim += width
-        self.mmoe = MMoE(in_dim, self.tasks, bottom if bottom is not None else [128], n_experts,
-                         expert_hidden, tower_hidden, dropout, position_tower)
+        bottom = bottom if bottom is not None else [128]
+        if backbone == "mmoe":
+            self.mmoe: nn.Module = MMoE(in_dim, self.tasks, bottom, n_experts, expert_hidden,
+                                        tower_hidden, dropout, position_tower)
+        elif backbone == "ple":
+            self.mmoe = PLE(in_dim, self.tasks, bottom, n_shared, n_task_experts, levels,
+                            expert_hidden, tower_hidden, dropout, position_tower)
+        else:
+            raise ConfigError("model.backbone", f"must be 'mmoe' or 'ple', got {backbone!r}")
         # wide path: each task output also gets a learned multiple of the raw cosine, so
         # the semantic match reaches the outputs directly, not only through the experts
         self.text_wide = None

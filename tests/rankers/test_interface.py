@@ -31,6 +31,7 @@ def data(tiny_log_dir, tmp_path_factory):
     ("mmoe_tabular", {"max_epochs": 2, "n_experts": 2, "bottom": [16], "expert_hidden": [8]}),
     ("mmoe", {"max_epochs": 1, "n_experts": 2, "bottom": [16], "expert_hidden": [8],
               "trainable_layers": 1}),
+    ("ple", {"max_epochs": 1, "bottom": [16], "expert_hidden": [8], "levels": 2}),
     ("bm25", {}), ("cosine", {}), ("lexical", {}), ("hybrid", {}),
 ])
 def test_fit_score_save_load_round_trip(name, params, data, tmp_path):
@@ -118,3 +119,21 @@ def test_benchmark_command_writes_the_table(tiny_log_dir, tmp_path, capsys):
     path.write_text(yaml.safe_dump({**cfg, "models": [{"name": "nope"}]}))
     assert ltr(["benchmark", "--config", str(path)]) == 2
     assert "models[0].name" in capsys.readouterr().err
+
+
+def test_capabilities_are_declared_by_every_registered_kind():
+    """Export, sweep and benchmark read these instead of switching on kind names."""
+    from ltr.rankers.base import RANKERS, capabilities, ranker_class
+
+    for name in RANKERS:
+        caps = capabilities(name)
+        assert caps.text in ("embeddings", "optional", "texts", "none"), name
+        assert caps.prunable in (None, "lightning", "xgboost"), name
+        assert ranker_class(name).param_names() is None or \
+            isinstance(ranker_class(name).param_names(), set)
+    assert capabilities("ple").multi_task and capabilities("mmoe").multi_task
+    assert not capabilities("cosine").trained and capabilities("bm25").text == "texts"
+    assert make_ranker("xgboost", {"use_text": False}).reads_embeddings is False
+    assert make_ranker("hybrid").reads_embeddings
+    assert {"backbone", "levels", "lce_weight", "max_epochs"} <= \
+        ranker_class("ple").param_names()

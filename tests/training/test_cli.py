@@ -141,3 +141,19 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_log_dir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "ckpt" / "best.ckpt").exists()
     assert "distributed_backend=gloo" in proc.stderr + proc.stdout
+
+
+def test_ple_config_trains_through_ltr_fit(tmp_path, tiny_log_dir, capsys):
+    """`ltr fit` with the PLE backbone: the shipped configs/ple.yaml parses, and the
+    backbone trains and checkpoints like the MMoE."""
+    from tests.conftest import ROOT
+
+    with pytest.raises(SystemExit) as done:
+        ltr(["fit", "--config", str(ROOT / "configs" / "mmoe.yaml"), "--config",
+             str(ROOT / "configs" / "ple.yaml"), "--print_config"])
+    assert done.value.code in (0, None)
+    assert "backbone: ple" in capsys.readouterr().out
+    cfg = write_config(tmp_path, tiny_log_dir, None, backbone="ple", levels=2, n_shared=1)
+    assert ltr(["fit", "--config", str(cfg)]) == 0
+    state = torch.load(tmp_path / "ckpt" / "best.ckpt", weights_only=False)["state_dict"]
+    assert any(".levels.1." in k for k in state)
