@@ -83,8 +83,9 @@ class PLE(nn.Module):
         bottom = list(bottom or [])
         expert_hidden = list(expert_hidden or [64])
         tower_hidden = list(tower_hidden or [32])
-        for key, value in (("model.n_shared", n_shared), ("model.n_task_experts", n_task),
-                           ("model.levels", levels)):
+        for key, value in (("model.backbone_args.n_shared", n_shared),
+                           ("model.backbone_args.n_task", n_task),
+                           ("model.backbone_args.levels", levels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
         for key, widths in (("model.bottom", bottom), ("model.expert_hidden", expert_hidden),

@@ -54,8 +54,7 @@ from ltr.losses.registry import get_loss
 from ltr.losses.weighting import FixedWeighting, UncertaintyWeighting
 from ltr.metrics import mrr, ndcg, neutral_order, reorder
 from ltr.models.blocks import TabularEncoder
-from ltr.models.mmoe import MMoE
-from ltr.models.ple import PLE
+from ltr.models.registry import build_backbone
 from ltr.text.interactions import cosine
 from ltr.training.lists import engagement_grade
 from ltr.training.score_selection import CASES, REFERENCES, select_weights
@@ -114,10 +113,11 @@ class LtrModule(pl.LightningModule):
             the training lists becomes ``alpha * label + (1 - alpha) * teacher``, the
             teacher being the model as it is then (its relevance output, mapped to the
             label scale by rank within the list).
-        backbone: ``mmoe`` (multi-gate mixture of experts, :mod:`ltr.models.mmoe`) or
-            ``ple`` (progressive layered extraction, :mod:`ltr.models.ple`: ``n_shared``
-            shared and ``n_task_experts`` per-task experts in each of ``levels`` levels).
-        n_experts, bottom, expert_hidden, tower_hidden, dropout: the experts' shape.
+        backbone: a registered multi-task backbone (:mod:`ltr.models.registry`): ``mmoe``
+            (multi-gate mixture of experts) or ``ple`` (progressive layered extraction);
+            ``backbone_args`` its own arguments (PLE: ``n_shared``, ``n_task``, ``levels``).
+        n_experts: the MMoE's experts (kept for configs written before backbones).
+        bottom, expert_hidden, tower_hidden, dropout: the experts' shape.
         position_tower: additive position-bias tower on the click logit in training.
         lr, weight_decay: AdamW.
         feature_dims: filled in from the data module (numeric width, cardinalities,
@@ -131,8 +131,7 @@ class LtrModule(pl.LightningModule):
                  trainable_layers: int = 0, tuned_tower: str = "query",
                  lce_weight: float = 0.0, lce_temperature: float = 0.05,
                  distill: dict[str, Any] | None = None, backbone: str = "mmoe",
-                 n_shared: int = 2, n_task_experts: int = 1, levels: int = 2,
-                 n_experts: int = 4,
+                 backbone_args: dict[str, Any] | None = None, n_experts: int = 4,
                  bottom: list[int] | None = None, expert_hidden: list[int] | None = None,
                  tower_hidden: list[int] | None = None, dropout: float = 0.1,
                  position_tower: bool = True, lr: float = 1e-3, weight_decay: float = 1e-5,
@@ -199,15 +198,13 @@ class LtrModule(pl.LightningModule):
                 self.text_proj = nn.Sequential(nn.Linear(width, text_proj), nn.ReLU())
                 width = text_proj
             in_dim += width
-        bottom = bottom if bottom is not None else [128]
+        args = dict(backbone_args or {})
         if backbone == "mmoe":
-            self.mmoe: nn.Module = MMoE(in_dim, self.tasks, bottom, n_experts, expert_hidden,
-                                        tower_hidden, dropout, position_tower)
-        elif backbone == "ple":
-            self.mmoe = PLE(in_dim, self.tasks, bottom, n_shared, n_task_experts, levels,
-                            expert_hidden, tower_hidden, dropout, position_tower)
-        else:
-            raise ConfigError("model.backbone", f"must be 'mmoe' or 'ple', got {backbone!r}")
+            args.setdefault("n_experts", n_experts)
+        self.experts: nn.Module = build_backbone(
+            backbone, in_dim, self.tasks, args, bottom=bottom if bottom is not None else [128],
+            expert_hidden=expert_hidden, tower_hidden=tower_hidden, dropout=dropout,
+            position_tower=position_tower)
         # wide path: each task output also gets a learned multiple of the raw cosine, so
         # the semantic match reaches the outputs directly, not only through the experts
         self.text_wide = None
@@ -215,7 +212,7 @@ class LtrModule(pl.LightningModule):
             self.text_wide = nn.Linear(1, len(self.tasks))
             nn.init.constant_(self.text_wide.weight, float(cosine_scale))
             nn.init.zeros_(self.text_wide.bias)
-        for tower in self.mmoe.towers.values():  # residual: outputs start at the wide term
+        for tower in self.experts.towers.values():  # residual: outputs start at the wide term
             nn.init.zeros_(tower[-1].weight)
             nn.init.zeros_(tower[-1].bias)
         self.evidence = {k: dict(v) for k, v in (dims.get("evidence") or {}).items()}
@@ -374,13 +371,13 @@ class LtrModule(pl.LightningModule):
             q = q.unsqueeze(1).expand_as(p)
             t = self.interaction(q, p)
             x = torch.cat([x, self.text_proj(t) if self.text_proj is not None else t], dim=-1)
-            out = self.mmoe(x, batch.get("position"))
+            out = self.experts(x, batch.get("position"))
             tuned = cosine(q, p)
             wide = self.text_wide(tuned.unsqueeze(-1))
             zero_shot = cosine(q0.unsqueeze(1).expand_as(p0), p0)
             return ({task: out[task] + wide[..., i] for i, task in enumerate(self.tasks)},
                     (zero_shot, tuned))
-        return self.mmoe(x, batch.get("position")), None
+        return self.experts(x, batch.get("position")), None
 
     def _stack(self, outputs: dict[str, torch.Tensor], evidence: dict[str, torch.Tensor]
                ) -> torch.Tensor:

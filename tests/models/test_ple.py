@@ -43,9 +43,9 @@ def test_a_task_reads_only_its_own_and_the_shared_experts():
     assert not torch.allclose(before["click"], after["click"])
 
 
-@pytest.mark.parametrize("kwargs,key", [({"n_shared": 0}, "model.n_shared"),
-                                        ({"levels": 0}, "model.levels"),
-                                        ({"n_task": True}, "model.n_task_experts"),
+@pytest.mark.parametrize("kwargs,key", [({"n_shared": 0}, "model.backbone_args.n_shared"),
+                                        ({"levels": 0}, "model.backbone_args.levels"),
+                                        ({"n_task": True}, "model.backbone_args.n_task"),
                                         ({"expert_hidden": [0]}, "model.expert_hidden"),
                                         ({"dropout": 1.0}, "model.dropout")])
 def test_bad_shapes_name_the_key(kwargs, key):

@@ -31,7 +31,8 @@ def data(tiny_log_dir, tmp_path_factory):
     ("mmoe_tabular", {"max_epochs": 2, "n_experts": 2, "bottom": [16], "expert_hidden": [8]}),
     ("mmoe", {"max_epochs": 1, "n_experts": 2, "bottom": [16], "expert_hidden": [8],
               "trainable_layers": 1}),
-    ("ple", {"max_epochs": 1, "bottom": [16], "expert_hidden": [8], "levels": 2}),
+    ("ple", {"max_epochs": 1, "bottom": [16], "expert_hidden": [8],
+             "backbone_args": {"levels": 2}}),
     ("bm25", {}), ("cosine", {}), ("lexical", {}), ("hybrid", {}),
 ])
 def test_fit_score_save_load_round_trip(name, params, data, tmp_path):
@@ -135,5 +136,5 @@ def test_capabilities_are_declared_by_every_registered_kind():
     assert not capabilities("cosine").trained and capabilities("bm25").text == "texts"
     assert make_ranker("xgboost", {"use_text": False}).reads_embeddings is False
     assert make_ranker("hybrid").reads_embeddings
-    assert {"backbone", "levels", "lce_weight", "max_epochs"} <= \
+    assert {"backbone", "backbone_args", "lce_weight", "max_epochs"} <= \
         ranker_class("ple").param_names()

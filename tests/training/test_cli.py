@@ -153,7 +153,8 @@ def test_ple_config_trains_through_ltr_fit(tmp_path, tiny_log_dir, capsys):
              str(ROOT / "configs" / "ple.yaml"), "--print_config"])
     assert done.value.code in (0, None)
     assert "backbone: ple" in capsys.readouterr().out
-    cfg = write_config(tmp_path, tiny_log_dir, None, backbone="ple", levels=2, n_shared=1)
+    cfg = write_config(tmp_path, tiny_log_dir, None, backbone="ple",
+                       backbone_args={"levels": 2, "n_shared": 1})
     assert ltr(["fit", "--config", str(cfg)]) == 0
     state = torch.load(tmp_path / "ckpt" / "best.ckpt", weights_only=False)["state_dict"]
     assert any(".levels.1." in k for k in state)
