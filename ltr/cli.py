@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Training: ltr fit|validate|test|predict --config configs/<model>.yaml "
                "(LightningCLI; `ltr fit --help` lists every option).")
     parser.add_argument("--version", action="version", version=f"ltr {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress lines or bars (before the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -46,6 +48,12 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from ltr.progress import set_quiet
+
+    quiet = "--quiet" in argv[:1] or "-q" in argv[:1]  # `ltr --quiet COMMAND ...`
+    set_quiet(quiet)
+    if quiet:
+        argv = argv[1:]
     if argv and argv[0] in LIGHTNING_COMMANDS:
         from ltr.training.cli import run_lightning
 

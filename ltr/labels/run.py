@@ -15,6 +15,7 @@ from ltr.labels.diagnostics import agreement, disagreement_stats, disagreements
 from ltr.labels.pipeline import VARIANTS, derive_labels
 from ltr.labels.report import write_label_run
 from ltr.labels.similarity import pair_coverage, pair_similarity
+from ltr.progress import step
 
 
 def label_run(raw: dict[str, Any]) -> str:
@@ -45,8 +46,9 @@ def label_run(raw: dict[str, Any]) -> str:
     extra = judged[["query", "product_id"]] if judged is not None and \
         raw.get("label_judged_pool", True) else None
     source = log.sources.get("impressions", "impressions")
-    result = derive_labels(log.impressions, config, similarity, extra, "combined", source,
-                           lexical=lexical)
+    with step(f"labelled {len(log.impressions):,} impressions"):
+        result = derive_labels(log.impressions, config, similarity, extra, "combined", source,
+                               lexical=lexical)
     t_label = time.perf_counter() - t0
 
     agreement_table = confusion = None

@@ -53,6 +53,7 @@ from ltr.errors import ConfigError, DataValidationError, LtrError
 from ltr.features.neighbours import NEIGHBOUR_COLUMNS
 from ltr.features.text_match import COVERAGE_COLUMN
 from ltr.io import current_umask, write_json, write_table
+from ltr.progress import step
 from ltr.serving import service as layout
 from ltr.serving.features import Schema
 from ltr.serving.manifest import write_manifest
@@ -300,7 +301,8 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
     ranker = load_trained(checkpoint)
     args = data_arguments(ranker, config, data_dir)
     log(f"preparing the training data again ({args.get('data_dir')})")
-    dm, data = prepared_data(args)
+    with step("prepared the training data"):
+        dm, data = prepared_data(args)
     _check_preprocessor(ranker.preprocessor_, data.preprocessor.to_dict())
     if ranker.preprocessor_ is None:
         ranker.preprocessor_ = data.preprocessor.to_dict()
@@ -309,7 +311,9 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        _write_contents(tmp, ranker, data, dm, args, copy_encoder, include_customers, onnx)
+        with step("wrote the model, tables, embeddings and encoders"):
+            _write_contents(tmp, ranker, data, dm, args, copy_encoder, include_customers,
+                            onnx)
         info = {
             "kind": ranker.kind, "outputs": list(ranker.output_names),
             "tasks": list(data.tasks),
@@ -325,8 +329,9 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
         write_manifest(tmp, info)  # provisional: lets the service load the folder
         log("checking the package against the in-training scores")
         service = RankingService(tmp, verify=False)
-        parity = check_parity(ranker, data, service, parity_lists)
-        metrics = {"evaluation": evaluation(ranker, data), "parity": parity}
+        with step("checked parity and evaluated the model"):
+            parity = check_parity(ranker, data, service, parity_lists)
+            metrics = {"evaluation": evaluation(ranker, data), "parity": parity}
         write_json(metrics, tmp / layout.METRICS)
         write_manifest(tmp, info)
         RankingService(tmp)  # loads with full verification, as a service will

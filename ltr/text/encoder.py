@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ltr.errors import ConfigError
+from ltr.progress import enabled as progress_enabled
 from ltr.text.batching import length_sorted_batches, tokenize
 from ltr.text.cache import EmbeddingStore
 from ltr.text.config import POOLINGS, TextConfig
@@ -266,7 +267,8 @@ class TextEncoder(nn.Module):
                     ids,
                     batch_size or self.batch_size,
                     self.pad_id,
-                    progress=self.progress if progress is None else progress,
+                    progress=(self.progress if progress is None else progress) and
+                    progress_enabled(),
                     desc=f"encoding {len(texts):,} texts",
                     delay=self.progress_delay,
                 ):

@@ -65,6 +65,7 @@ from ltr.features.split import query_folds, time_windows
 from ltr.features.text_match import COVERAGE_COLUMN, coverage_column, lexical_fields
 from ltr.labels.config import LabelConfig
 from ltr.labels.pipeline import derive_labels
+from ltr.progress import step
 from ltr.training.lists import ListData, build_lists
 
 History = tuple[pd.DataFrame, pd.DataFrame]
@@ -258,7 +259,8 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     if not isinstance(nn_cfg["k"], int) or nn_cfg["k"] < 0:
         raise ConfigError("data.neighbours.k", f"must be an integer >= 0, got {nn_cfg['k']!r}")
 
-    log = load_log(data_dir)
+    with step(f"loaded and checked the log {data_dir}"):
+        log = load_log(data_dir)
     imp = log.impressions.assign(query=log.impressions["query"].astype(str))
     if "relevance" in tasks and len(imp) == 0:
         raise ConfigError("model.tasks", "task 'relevance' needs labels, and the log is empty")
@@ -332,9 +334,12 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     if "relevance" in tasks:
         train_judged = judged[judged["query"].isin(set(train_imp["query"]))] \
             if judged is not None else None
-        result = derive_labels(train_imp, label_cfg, sim,
-                               train_judged[["query", "product_id"]]
-                               if train_judged is not None else None, variant, lexical=lex)
+        with step(f"relevance labels of the training window ({len(train_imp):,} "
+                  "impressions)"):
+            result = derive_labels(train_imp, label_cfg, sim,
+                                   train_judged[["query", "product_id"]]
+                                   if train_judged is not None else None, variant,
+                                   lexical=lex)
         label_table, lexical_weight = result.labels, result.lexical_weight
     # every later label (history labels, validation labels) uses the weight the training
     # labels were made with
@@ -344,17 +349,19 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     def history(rows: pd.Series) -> History:
         return history_features(imp[rows], label_cfg, sim, lex)
 
-    hist_train = history((windows == "history") & is_model_query)
-    hist_valid = history(windows.isin(["history", "train"]) & is_model_query)
-    hist_infer = history((windows != "test") & is_train_query)
+    with step("history features (three windows)"):
+        hist_train = history((windows == "history") & is_model_query)
+        hist_valid = history(windows.isin(["history", "train"]) & is_model_query)
+        hist_infer = history((windows != "test") & is_train_query)
 
     model_imp = train_imp[~train_imp["query"].isin(valid_queries)]
     model_labels = None if label_table is None else \
         label_table[~label_table["query"].isin(valid_queries)]
     nn_train = nn_infer = None
     if encoder is not None and label_table is not None and nn_cfg["k"] > 0:
-        nn_train = QueryNeighbours.from_labels(model_labels, embed, nn_cfg["k"])
-        nn_infer = QueryNeighbours.from_labels(label_table, embed, nn_cfg["k"])
+        with step("neighbour label tables"):
+            nn_train = QueryNeighbours.from_labels(model_labels, embed, nn_cfg["k"])
+            nn_infer = QueryNeighbours.from_labels(label_table, embed, nn_cfg["k"])
     train_rows = model_imp
     if hard_negatives and model_labels is not None:
         train_rows = pd.concat([model_imp, _hard_negatives(model_imp, model_labels,
@@ -375,7 +382,8 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
              nn: QueryNeighbours | None) -> pd.DataFrame:
         return join_rows(rows, log, hist, labels, spec, group, nn, embed, fields)
 
-    train_joined = join(train_rows, hist_train, label_table, "session_id", nn_train)
+    with step(f"joined {len(train_rows):,} training rows"):
+        train_joined = join(train_rows, hist_train, label_table, "session_id", nn_train)
     if history_dropout > 0:
         lists = train_joined["session_id"].unique()
         drop = lists[np.random.default_rng(seed + 3).random(len(lists)) < history_dropout]
@@ -383,9 +391,10 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
         train_joined.loc[train_joined["session_id"].isin(drop), cols] = np.nan
     valid_rows, valid_info = _validation_rows(imp, windows, label_table, valid_queries,
                                               is_model_query, is_train_query, label_cfg, seed)
-    valid_joined = join(valid_rows, hist_valid, None, "session_id", nn_train)
     test_imp = imp[imp["query"].isin(held_out)] if held_out else imp[windows == "test"]
-    test_joined = join(test_imp, hist_infer, label_table, "session_id", nn_infer)
+    with step("joined the validation and test rows"):
+        valid_joined = join(valid_rows, hist_valid, None, "session_id", nn_train)
+        test_joined = join(test_imp, hist_infer, label_table, "session_id", nn_infer)
     pre = Preprocessor.fit(train_joined, spec, "training rows")
 
     pools_rows = known_rows = None
@@ -415,8 +424,10 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
         product_texts = product_text(products, text_cfg.product_fields,
                                      separator=text_cfg.product_separator,
                                      key="data.text.product_fields").tolist()
-        q_emb = encoder.encode_texts(query_texts).rows()
-        p_emb = encoder.encode_texts(product_texts).rows()
+        with step(f"embeddings of {len(query_texts):,} queries and "
+                  f"{len(product_texts):,} products"):
+            q_emb = encoder.encode_texts(query_texts).rows()
+            p_emb = encoder.encode_texts(product_texts).rows()
 
     def lists(rows: pd.DataFrame, group: str, source: str, **kwargs: Any) -> ListData:
         rows = rows.sort_values([group, "position"], kind="stable") if "position" in rows \
