@@ -12,6 +12,7 @@ nothing to training — not its clicks, not its labels, not its history features
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,3 +60,34 @@ def query_folds(queries: np.ndarray | list[str], k: int, seed: int = 0) -> dict[
                           f"({len(uniq)}), got {k}")
     order = np.random.default_rng(seed).permutation(len(uniq))
     return {uniq[i]: int(j % k) for j, i in enumerate(order)}
+
+
+def held_out_queries(queries: list[str] | set[str], folds: int, fold: int,
+                     seed: int) -> set[str]:
+    """The queries of fold ``fold`` of a ``folds``-fold split (none without folds)."""
+    if not folds or folds <= 1:
+        return set()
+    if not 0 <= fold < folds:
+        raise ConfigError("data.fold", f"must be in [0, {folds}), got {fold}")
+    assignment = query_folds(sorted(set(queries)), folds, seed)
+    return {q for q, f in assignment.items() if f == fold}
+
+
+def training_window(impressions: pd.DataFrame, judged_queries: set[str] | None,
+                    split: dict[str, Any] | None, folds: int = 0, fold: int = 0,
+                    seed: int = 0, source: str = "impressions"
+                    ) -> tuple[pd.Series, pd.Series, set[str]]:
+    """``(windows, train_mask, held_out)``: the window of every impression, the rows the
+    relevance labels of a training run come from (the training window, held-out queries
+    excepted) and the held-out queries. One definition for ``ltr fit`` and ``ltr label``,
+    so that a label file made for a training window can be checked against it."""
+    split = {"history_days": 7, "valid_days": 3, "test_days": 4, **(split or {})}
+    unknown = set(split) - {"history_days", "valid_days", "test_days"}
+    if unknown:
+        raise ConfigError(f"data.split.{sorted(unknown)[0]}", "unknown key")
+    windows = time_windows(impressions, split["history_days"], split["valid_days"],
+                           split["test_days"], source)
+    queries = set(impressions["query"].astype(str)) | set(judged_queries or ())
+    held_out = held_out_queries(queries, folds, fold, seed)
+    train = (windows == "train") & ~impressions["query"].astype(str).isin(held_out)
+    return windows, train, held_out

@@ -17,6 +17,11 @@ Config keys (YAML; override any with ``--set key.sub=value``):
     :class:`ltr.labels.config.LabelConfig` keys.
 ``text``
     :class:`ltr.text.TextConfig` keys (model_name, product_fields, cache_dir, ...).
+``window``
+    optional ``{split: {history_days, valid_days, test_days}, folds, fold, seed}``: label
+    exactly the training window of a training run with these data settings, so that
+    ``ltr fit`` can train on the result (``data.labels: <out>``); without it the whole
+    log is labelled. The window and its fingerprint go into ``label_config.yaml``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 TOP_KEYS = {"data", "out", "ground_truth", "label_judged_pool", "disagreement_threshold",
-            "labels", "text"}
+            "labels", "text", "window"}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ltr.data.loaders import load_log
+from ltr.labels.artifact import artifact_fields, describe, window_fingerprint
 from ltr.labels.config import LabelConfig
 from ltr.labels.diagnostics import agreement, disagreement_stats, disagreements
 from ltr.labels.pipeline import VARIANTS, derive_labels
@@ -43,11 +44,16 @@ def label_run(raw: dict[str, Any]) -> str:
         return pair_coverage(log.products, queries, product_ids, text_cfg.product_fields)
 
     judged = log.judgements
-    extra = judged[["query", "product_id"]] if judged is not None and \
-        raw.get("label_judged_pool", True) else None
     source = log.sources.get("impressions", "impressions")
-    with step(f"labelled {len(log.impressions):,} impressions"):
-        result = derive_labels(log.impressions, config, similarity, extra, "combined", source,
+    impressions, window = labelled_window(log, raw.get("window"), source)
+    extra = None
+    if judged is not None and raw.get("label_judged_pool", True):
+        queries = set(impressions["query"].astype(str)) if window else None
+        extra = judged[["query", "product_id"]]
+        if queries is not None:  # a training window: the judged pools of its queries
+            extra = extra[extra["query"].astype(str).isin(queries)]
+    with step(f"labelled {len(impressions):,} impressions"):
+        result = derive_labels(impressions, config, similarity, extra, "combined", source,
                                lexical=lexical)
     t_label = time.perf_counter() - t0
 
@@ -56,7 +62,7 @@ def label_run(raw: dict[str, Any]) -> str:
         rows = []
         for variant in VARIANTS:
             res = result if variant == "combined" else \
-                derive_labels(log.impressions, config, similarity, extra, variant, source,
+                derive_labels(impressions, config, similarity, extra, variant, source,
                               lexical=lexical)
             a = agreement(res.labels, judged)
             if variant == "combined":
@@ -77,13 +83,15 @@ def label_run(raw: dict[str, Any]) -> str:
         truth = pd.read_csv(Path(gt) / "examination.csv")["examination"].to_numpy(float)
         truth = truth / truth[0]
     run_config = {"ltr_version": __version__, "created": pd.Timestamp.now(tz="UTC").isoformat(),
-                  **{k: v for k, v in raw.items() if k not in ("labels", "text")},
-                  "sources": log.sources, "labels": config.to_dict(), "text": text_cfg.to_dict()}
+                  **{k: v for k, v in raw.items() if k not in ("labels", "text", "window")},
+                  "sources": log.sources, "labels": config.to_dict(), "text": text_cfg.to_dict(),
+                  **artifact_fields(result, window_fingerprint(impressions), window,
+                                    len(impressions))}
     paths = write_label_run(result, raw["out"], run_config=run_config,
                             agreement=agreement_table, confusion=confusion, disagreements=dis,
                             disagreement_stats=stats, true_examination=truth)
     lines = [f"labelled {len(result.labels):,} pairs over {result.labels['query'].nunique()} "
-             f"queries in {t_label:.1f}s -> {paths['labels']}",
+             f"queries of {describe(window)} in {t_label:.1f}s -> {paths['labels']}",
              f"grades: {result.labels['grade'].value_counts().sort_index().to_dict()}",
              f"position bias: {result.position_bias.note}"]
     if absent:
@@ -103,3 +111,29 @@ def label_run(raw: dict[str, Any]) -> str:
     lines.append(f"{len(dis):,} click/text disagreements -> {paths['disagreements']}")
     lines.append(f"report: {paths['report_md']}")
     return "\n".join(lines)
+
+
+def labelled_window(log, window: dict[str, Any] | None, source: str
+                    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The impressions to label and the window description: the whole log, or with
+    ``window: {split, folds, fold, seed}`` exactly the training window ``ltr fit`` with the
+    same data settings labels (:func:`ltr.features.split.training_window`)."""
+    from ltr.errors import ConfigError
+    from ltr.features.split import training_window
+
+    if not window:
+        return log.impressions, {}
+    unknown = sorted(set(window) - {"split", "folds", "fold", "seed"})
+    if unknown:
+        raise ConfigError(f"window.{unknown[0]}", "unknown key; known: ['fold', 'folds', "
+                          "'seed', 'split']")
+    split = {"history_days": 7, "valid_days": 3, "test_days": 4, **(window.get("split") or {})}
+    folds, fold, seed = int(window.get("folds") or 0), int(window.get("fold") or 0), \
+        int(window.get("seed") or 0)
+    judged = set(log.judgements["query"].astype(str)) if log.judgements is not None else None
+    imp = log.impressions.assign(query=log.impressions["query"].astype(str))
+    _, train, _ = training_window(imp, judged, split, folds, fold, seed, source)
+    described = {"split": split}
+    if folds > 1:
+        described.update(folds=folds, fold=fold, seed=seed)
+    return imp[train], described

@@ -50,7 +50,9 @@ class LtrDataModule(pl.LightningDataModule):
         tasks: the model's tasks (labels built for each).
         features: :class:`ltr.features.FeatureSpec` keys; by default the spec of
             :mod:`ltr.features.defaults`, restricted to the columns the data has.
-        labels: :class:`ltr.labels.LabelConfig` keys for the relevance task.
+        labels: :class:`ltr.labels.LabelConfig` keys for the relevance task, or the path
+            of a label folder ``ltr label`` wrote for this training window (``window``
+            key; refused, naming both windows, if its fingerprint differs).
         text: :class:`ltr.text.TextConfig` keys, or null for no text features.
         split: ``history_days``, ``valid_days``, ``test_days``.
         folds, fold: query-level k-fold hold-out (``folds`` 0 or 1: none).
@@ -75,7 +77,7 @@ class LtrDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, data_dir: str = "data_samples/wands", tasks: list[str] | None = None,
-                 features: dict[str, Any] | None = None, labels: dict[str, Any] | None = None,
+                 features: dict[str, Any] | None = None, labels: dict[str, Any] | str | None = None,
                  text: dict[str, Any] | None = None, split: dict[str, float] | None = None,
                  folds: int = 0, fold: int = 0, hard_negatives: int = 5,
                  sampling: str = "diverse", sampling_rates: dict[str, float] | None = None,

@@ -48,6 +48,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,7 @@ from ltr.features.history import PAIR_HISTORY_COLUMNS, history_features, join_hi
 from ltr.features.neighbours import QueryNeighbours
 from ltr.features.preprocess import Preprocessor
 from ltr.features.spec import FeatureSpec, check_tasks
-from ltr.features.split import query_folds, time_windows
+from ltr.features.split import training_window
 from ltr.features.text_match import COVERAGE_COLUMN, coverage_column, lexical_fields
 from ltr.labels.config import LabelConfig
 from ltr.labels.pipeline import derive_labels
@@ -200,7 +201,8 @@ def _pick_validation_queries(queries: list[str], share: float, seed: int) -> set
 
 
 def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = None,
-            labels: dict[str, Any] | None = None, text: dict[str, Any] | None = None,
+            labels: dict[str, Any] | str | Path | None = None,
+            text: dict[str, Any] | None = None,
             split: dict[str, Any] | None = None, folds: int = 0, fold: int = 0,
             hard_negatives: int = 0, seed: int = 0, encoder: Any = None,
             anonymous_share: float = 0.1, pool_lists: int = 2,
@@ -230,6 +232,11 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     then measures what a new query needs — ranking the pool of a query never trained on —
     without touching human grades.
 
+    ``labels``: :class:`~ltr.labels.config.LabelConfig` keys (labels are derived here,
+    from the training window), or the path of a label folder written by ``ltr label``
+    for this very window (:mod:`ltr.labels.artifact`; refused, naming both windows, when
+    its fingerprint differs).
+
     ``neighbours``: ``{"k": 10}`` (default when there is text) adds the label-transfer
     columns of :mod:`ltr.features.neighbours`; ``{"k": 0}`` turns them off.
 
@@ -238,11 +245,14 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     of holding the training lists in memory."""
     t0 = time.perf_counter()
     tasks = check_tasks(tasks, "model.tasks")
-    label_cfg = LabelConfig.from_dict(dict(labels or {}))
-    split = {"history_days": 7, "valid_days": 3, "test_days": 4, **(split or {})}
-    unknown = set(split) - {"history_days", "valid_days", "test_days"}
-    if unknown:
-        raise ConfigError(f"data.split.{sorted(unknown)[0]}", "unknown key")
+    artifact = None
+    if isinstance(labels, str | Path):  # a label folder of `ltr label`
+        from ltr.labels.artifact import read_labels
+
+        artifact = read_labels(labels)
+        label_cfg = artifact.config
+    else:
+        label_cfg = LabelConfig.from_dict(dict(labels or {}))
     if not 0.0 <= history_dropout <= 1.0:
         raise ConfigError("data.history_dropout", f"must be in [0, 1], got {history_dropout}")
     if not 0.0 <= anonymous_share < 1.0:
@@ -264,22 +274,14 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     imp = log.impressions.assign(query=log.impressions["query"].astype(str))
     if "relevance" in tasks and len(imp) == 0:
         raise ConfigError("model.tasks", "task 'relevance' needs labels, and the log is empty")
-    windows = time_windows(imp, split["history_days"], split["valid_days"], split["test_days"],
-                           log.sources.get("impressions", "impressions"))
     judged = log.judgements
     if judged is not None:
         judged = judged.assign(query=judged["query"].astype(str))
-    held_out: set[str] = set()
-    if folds and folds > 1:
-        all_queries = imp["query"].unique().tolist()
-        if judged is not None:
-            all_queries = sorted(set(all_queries) | set(judged["query"]))
-        assignment = query_folds(all_queries, folds, seed)
-        if not 0 <= fold < folds:
-            raise ConfigError("data.fold", f"must be in [0, {folds}), got {fold}")
-        held_out = {q for q, f in assignment.items() if f == fold}
+    windows, train_mask, held_out = training_window(
+        imp, set(judged["query"]) if judged is not None else None, split, folds, fold, seed,
+        log.sources.get("impressions", "impressions"))
     is_train_query = ~imp["query"].isin(held_out)
-    train_imp = imp[(windows == "train") & is_train_query]  # labels: incl. valid queries
+    train_imp = imp[train_mask]  # labels: incl. validation queries
     if train_imp.empty:
         raise DataValidationError("impressions", "no training impressions left after the "
                                   "split and the query hold-out", column="timestamp")
@@ -331,7 +333,18 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     label_table = None
     lexical_weight = 0.0
     variant = "combined" if sim is not None else "behaviour_only"
-    if "relevance" in tasks:
+    if "relevance" in tasks and artifact is not None:
+        from ltr.labels.artifact import window_fingerprint
+
+        window = {"split": {"history_days": 7, "valid_days": 3, "test_days": 4,
+                            **(split or {})}}
+        if folds and folds > 1:
+            window.update(folds=folds, fold=fold, seed=seed)
+        artifact.check(window_fingerprint(train_imp), window, len(train_imp))
+        label_table = artifact.labels[artifact.labels["query"].isin(set(train_imp["query"]))]
+        lexical_weight = artifact.lexical_weight
+        notes.append(f"labels from {artifact.path} (fingerprint {artifact.fingerprint})")
+    elif "relevance" in tasks:
         train_judged = judged[judged["query"].isin(set(train_imp["query"]))] \
             if judged is not None else None
         with step(f"relevance labels of the training window ({len(train_imp):,} "
@@ -439,8 +452,6 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
                                                       kind="stable").drop(columns="_neg")
     stream = None
     if stream_dir is not None:
-        from pathlib import Path
-
         from ltr.training.stream import ParquetListStream, write_list_rows
 
         path = write_list_rows(train_rows_sorted, Path(stream_dir) / "train.parquet",

@@ -75,3 +75,38 @@ def test_label_cli_bad_config_names_key_and_writes_nothing(tmp_path, small_log, 
     cfg.write_text("data: x\nout: y\nlabelz: {}\n")
     assert ltr(["label", "--config", str(cfg)]) == 2
     assert "labelz" in capsys.readouterr().err
+
+
+def test_label_folder_of_a_training_window_is_what_fit_trains_on(tiny_log_dir, tmp_path):
+    """`ltr label` with a window writes labels + fingerprint; prepare trains on them when
+    the fingerprint is its own training window's, and refuses another window's, naming
+    both."""
+    import numpy as np
+    import yaml
+
+    from ltr.cli import main as ltr
+    from ltr.errors import ConfigError
+    from ltr.training.prepare import prepare
+
+    cfg = {"data": str(tiny_log_dir), "out": str(tmp_path / "labels"),
+           "window": {"folds": 3, "fold": 1, "seed": 0},
+           "labels": {"lexical_weight": 0.0}}
+    path = tmp_path / "labels.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert ltr(["label", "--config", str(path)]) == 0
+    written = yaml.safe_load((tmp_path / "labels" / "label_config.yaml").read_text())
+    assert written["window"]["fold"] == 1 and len(written["fingerprint"]) == 32
+    tasks = ["click", "relevance"]
+    feats = {"numeric": ["price"], "categorical": [], "derived": []}
+    text = {"progress": False}  # the label config's text: the default encoder
+    own = prepare(str(tiny_log_dir), tasks, feats, labels=str(tmp_path / "labels"),
+                  text=text, folds=3, fold=1, pool_lists=1)
+    derived = prepare(str(tiny_log_dir), tasks, feats, labels={"lexical_weight": 0.0},
+                      text=text, folds=3, fold=1, pool_lists=1)
+    # same window, same rule: the same training targets
+    np.testing.assert_array_equal(own.train.labels["relevance"],
+                                  derived.train.labels["relevance"])
+    assert any("fingerprint" in n for n in own.info["notes"])
+    with pytest.raises(ConfigError, match="fold 1 of 3.*fold 2 of 3"):
+        prepare(str(tiny_log_dir), tasks, feats, labels=str(tmp_path / "labels"), folds=3,
+                fold=2)
