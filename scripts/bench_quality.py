@@ -98,10 +98,10 @@ def synthetic_log(out: Path, n_queries: int, n_sessions: int, rebuild: bool) -> 
 
 
 # ----------------------------------------------------------------------------- scoring
-def tie_order(lists, seed: int = 0) -> np.ndarray:
+def tie_order(lists) -> np.ndarray:
     """The neutral order of each list's slots (:mod:`ltr.metrics.ties`; the same for every
     ranker): ties never fall to the order the lists were stored in."""
-    return neutral_order(lists.product_text, lists.mask, seed)
+    return neutral_order(lists.tie_key, lists.mask)
 
 
 def per_query(scores: np.ndarray, lists, target: np.ndarray, order: np.ndarray

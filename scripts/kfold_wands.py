@@ -74,7 +74,7 @@ def references(dm: LtrDataModule, products: pd.DataFrame) -> dict[str, float]:
     bm25_scores = np.stack([bm25.score(q, row.tolist()) for q, row in
                             zip(queries, pools.product_id, strict=True)])
     out = {}
-    order = neutral_order(pools.product_text, pools.mask)  # ties: never the file order
+    order = neutral_order(pools.tie_key, pools.mask)  # ties: never the file order
     human, valid = reorder(order, human, valid)
     for label, scores in (("cosine_name", name_cos),
                           ("cosine_name_class", pair_cosine(pools, data)),

@@ -24,8 +24,8 @@ GRADED_DEFAULT = ("ndcg@1", "ndcg@5", "ndcg@10", "ndcg@20", "err@10")
 BINARY_DEFAULT = ("mrr@10", "map@10", "recall@10", "ndcg@10", "auc")
 CURVE_MAX_K = 20
 TIE_RULE = (
-    "descending score; ties broken by ascending product id (text order), i.e. a stable sort "
-    "of each query laid out in product-id order"
+    "descending score; ties broken by the tie key, the CRC-32 of the product id's text "
+    "(ltr.metrics.ties: the rule of every evaluation in the library)"
 )
 
 

@@ -352,8 +352,13 @@ def load_inputs(
             f"{counts['single_item_queries']} scored queries have a single item",
         )
 
-    # ascending (query, product id) order: ties among scores fall to the smaller product id
-    labels = labels.sort_values(["_g", "_i"], kind="mergesort").reset_index(drop=True)
+    # each query's items in tie-key order (ltr.metrics.ties: CRC-32 of the product id's
+    # text, then the id): the one neutral tie rule of every evaluation
+    from ltr.metrics.ties import tie_keys
+
+    labels = labels.assign(_tie=tie_keys(labels["_i"].to_numpy(dtype=object)))
+    labels = labels.sort_values(["_g", "_tie", "_i"], kind="mergesort") \
+        .drop(columns="_tie").reset_index(drop=True)
     layout: PaddedGroups = pad_groups(labels["_g"].to_numpy())
     scores = {
         model: layout.gather(s.reindex(labels["_row"].to_numpy()).to_numpy(np.float64), 0.0)

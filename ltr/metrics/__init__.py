@@ -14,7 +14,7 @@ from ltr.metrics.ranking import (
     rank_lists,
     recall,
 )
-from ltr.metrics.ties import neutral_order, reorder
+from ltr.metrics.ties import neutral_order, reorder, tie_keys
 
 __all__ = [
     "METRIC_NAMES",
@@ -31,4 +31,5 @@ __all__ = [
     "rank_lists",
     "recall",
     "reorder",
+    "tie_keys",
 ]

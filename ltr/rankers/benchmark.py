@@ -67,7 +67,7 @@ def neutral(scores: np.ndarray, lists: ListData
             ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """``(scores, mask, labels)`` with each list's slots in the neutral order of
     :mod:`ltr.metrics.ties` (ties never fall to the logged position or file order)."""
-    order = neutral_order(lists.product_text, lists.mask)
+    order = neutral_order(lists.tie_key, lists.mask)
     s, m = reorder(order, scores, lists.mask)
     labels = {k: reorder(order, v)[0] for k, v in lists.labels.items()}
     return s, m, labels

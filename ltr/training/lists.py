@@ -42,6 +42,16 @@ class ListData:
     def __post_init__(self) -> None:
         if self.warm is None:
             self.warm = np.zeros(len(self.keys), dtype=bool)
+        self._tie_key: np.ndarray | None = None
+
+    @property
+    def tie_key(self) -> np.ndarray:
+        """``[G, L]`` tie key of each slot's product (:mod:`ltr.metrics.ties`)."""
+        if self._tie_key is None:
+            from ltr.metrics.ties import tie_keys
+
+            self._tie_key = tie_keys(self.product_id)
+        return self._tie_key
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -154,6 +164,7 @@ class ListDataset(Dataset):
         self.position = torch.from_numpy(data.position)
         self.mask = torch.from_numpy(data.mask)
         self.warm = torch.from_numpy(np.asarray(data.warm, dtype=bool))
+        self.tie_key = torch.from_numpy(data.tie_key)
         self.labels = {t: torch.from_numpy(y) for t, y in data.labels.items()}
 
     def __len__(self) -> int:
@@ -165,7 +176,7 @@ class ListDataset(Dataset):
         item = {"numeric": self.numeric[rows], "categorical": self.categorical[rows],
                 "query_text": self.query_text[rows], "product_text": self.product_text[rows],
                 "position": self.position[rows], "mask": self.mask[rows],
-                "warm": self.warm[rows]}
+                "warm": self.warm[rows], "tie_key": self.tie_key[rows]}
         for t, y in self.labels.items():
             item[f"y_{t}"] = y[rows]
         return item

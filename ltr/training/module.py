@@ -472,7 +472,8 @@ class LtrModule(pl.LightningModule):
         warm = batch.get("warm")
         score = self.score(out, evidence, warm).detach().float().cpu().numpy()
         # ties fall in a neutral order, never in the logged or the file order
-        order = neutral_order(batch["product_text"].cpu().numpy(), batch["mask"].cpu().numpy())
+        keys = batch["tie_key"] if "tie_key" in batch else batch["product_text"]
+        order = neutral_order(keys.cpu().numpy(), batch["mask"].cpu().numpy())
         mask, score = reorder(order, batch["mask"].cpu().numpy(), score)
         batch = {k: (torch.from_numpy(reorder(order, v.cpu().numpy())[0])
                      if k.startswith("y_") else v) for k, v in batch.items()}

@@ -24,11 +24,12 @@ def _load():
 def _lists(mask: np.ndarray) -> ListData:
     g, n = mask.shape
     products = np.random.default_rng(1).permutation(g * n).reshape(g, n)
+    ids = products.astype(object)
     return ListData(keys=np.arange(g), numeric=np.zeros((g, n, 1), np.float32),
                     categorical=np.zeros((g, n, 0), np.int64),
                     query_text=np.arange(g), product_text=products,
                     position=np.zeros((g, n), np.int64), mask=mask,
-                    product_id=np.zeros((g, n), object))
+                    product_id=ids)
 
 
 def test_ties_are_broken_by_a_seeded_order_not_by_storage_order():
