@@ -25,9 +25,10 @@ Per case, every ranker's per-query NDCG@10 is compared with the *best zero-shot
 reference* of that case (the best of the MiniLM cosine, BM25 and query-term coverage,
 picked on the case itself): mean difference and its paired bootstrap 95% interval over
 queries. ``hybrid`` (cosine + w x coverage, w calibrated on clicks) is learned, not
-zero-shot. Ties in a ranker's scores are broken by the neutral order of
-:mod:`ltr.metrics.ties`, the same for every ranker, never by the order the lists were
-stored in (logged position, judgement file).
+zero-shot. Every figure comes from the one evaluation engine
+(:mod:`ltr.evaluation.engine`): ties in a ranker's scores fall in the neutral order of
+:mod:`ltr.metrics.ties`, never in the order the lists were stored in (logged position,
+judgement file).
 
 Writes docs/results/quality.md, quality.csv and per-query scores (quality_queries.csv).
 """
@@ -46,9 +47,9 @@ import pandas as pd
 import torch
 
 from ltr.cli import main as ltr
+from ltr.evaluation.engine import per_list
 from ltr.evaluation.significance import paired_bootstrap
 from ltr.markdown import markdown_table
-from ltr.metrics import ndcg, neutral_order
 from ltr.rankers.base import make_ranker
 from ltr.training.datamodule import LtrDataModule
 
@@ -98,31 +99,10 @@ def synthetic_log(out: Path, n_queries: int, n_sessions: int, rebuild: bool) -> 
 
 
 # ----------------------------------------------------------------------------- scoring
-def tie_order(lists) -> np.ndarray:
-    """The neutral order of each list's slots (:mod:`ltr.metrics.ties`; the same for every
-    ranker): ties never fall to the order the lists were stored in."""
-    return neutral_order(lists.tie_key, lists.mask)
-
-
-def per_query(scores: np.ndarray, lists, target: np.ndarray, order: np.ndarray
-              ) -> dict[str, np.ndarray]:
-    """Per-list NDCG@10 (linear, exponential), NaN for lists with a zero ideal DCG."""
-    s = np.take_along_axis(np.nan_to_num(scores, nan=-np.inf), order, axis=1)
-    y = np.take_along_axis(np.nan_to_num(target), order, axis=1)
-    m = np.take_along_axis(lists.mask & np.isfinite(target), order, axis=1)
-    out = {}
-    for name, gain in (("linear", "linear"), ("exp", "exponential")):
-        r = ndcg(np.where(m, s, 0.0), y, m, k=10, gain=gain)
-        out[name] = np.where(r.included, r.values, np.nan)
-    return out
-
-
 def evaluate_case(case: str, lists, data, rankers: dict[str, Any], rows: list[dict],
                   extra: dict[str, np.ndarray] | None = None, unit: str = "") -> None:
     """Score ``lists`` (judged pools, labels["human"]) with every ranker; append one row per
     (ranker, query) to ``rows``."""
-    order = tie_order(lists)
-    target = lists.labels["human"]
     queries = np.asarray(data.query_texts, dtype=object)[lists.query_text]
     scored = {name: r.score(lists, data) for name, r in rankers.items()}
     if OUTPUTS:  # each learned or tuned output of the MMoEs alone
@@ -132,12 +112,13 @@ def evaluate_case(case: str, lists, data, rankers: dict[str, Any], rows: list[di
                 scored.update({f"{name}/{k}": v for k, v in outs.items()
                                if k in ("relevance", "tuned_cosine", "click")})
     scored.update(extra or {})
-    for name, scores in scored.items():
-        res = per_query(scores, lists, target, order)
+    for name, scores in scored.items():  # the one evaluation engine, neutral ties
+        linear = per_list(scores, lists, "human_ndcg@10_linear")
+        exp = per_list(scores, lists, "human_ndcg@10")
         for i, q in enumerate(queries):
-            if np.isfinite(res["linear"][i]):
+            if np.isfinite(linear[i]):
                 rows.append({"case": case, "ranker": name, "query": f"{unit}{q}",
-                             "ndcg@10": res["linear"][i], "ndcg@10_exp": res["exp"][i]})
+                             "ndcg@10": linear[i], "ndcg@10_exp": exp[i]})
 
 
 def fit_rankers(data, names: list[str], variants: list[str], max_epochs: int, log

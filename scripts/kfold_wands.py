@@ -134,7 +134,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out.with_suffix(".csv"), index=False)
     table = df.groupby(["model", "metric"])["value"].agg(["mean", "std", "count"]).reset_index()
-    keep = ["test/ndcg@10_human", "test/ndcg@10_human_linear", "test/mrr@10_click", "test/mrr@10_add_to_cart",
+    keep = ["test/human_ndcg@10", "test/human_ndcg@10_linear", "test/mrr@10_click",
+            "test/mrr@10_add_to_cart",
             "test/mrr@10_purchase", "ndcg@10_exponential", "ndcg@10_linear", "train_seconds"]
     table = table[table["metric"].isin(keep)]
     wide = table.assign(cell=table["mean"].map("{:.3f}".format) + " ± " +

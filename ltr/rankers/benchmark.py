@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 
 from ltr.errors import ConfigError
+from ltr.evaluation.engine import describe_missing, evaluate_lists
 from ltr.io import write_table, write_text
 from ltr.markdown import markdown_table
-from ltr.metrics import group_auc, mrr, ndcg, neutral_order, reorder
 from ltr.rankers.base import make_ranker
-from ltr.training.lists import ListData, engagement_grade
+from ltr.training.lists import ListData
 
 TOP_KEYS = {"data", "models", "out", "save_models"}
 TASK_LABELS = {"click": "click", "add_to_cart": "add_to_cart", "purchase": "purchase"}
@@ -63,60 +63,16 @@ def list_of(data: ListData, size: int = 100) -> ListData:
     return one.subset([0], width=size)
 
 
-def neutral(scores: np.ndarray, lists: ListData
-            ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """``(scores, mask, labels)`` with each list's slots in the neutral order of
-    :mod:`ltr.metrics.ties` (ties never fall to the logged position or file order)."""
-    order = neutral_order(lists.tie_key, lists.mask)
-    s, m = reorder(order, scores, lists.mask)
-    labels = {k: reorder(order, v)[0] for k, v in lists.labels.items()}
-    return s, m, labels
-
-
 def evaluate_scores(scores: np.ndarray, lists: ListData, prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    scores, mask, labels = neutral(scores, lists)
-    if "relevance" in labels and np.isfinite(labels["relevance"]).any():
-        rel = labels["relevance"]
-        valid = mask & np.isfinite(rel)
-        for k in (5, 10):
-            out[f"{prefix}ndcg@{k}"] = ndcg(np.nan_to_num(scores), np.nan_to_num(rel), valid,
-                                            k=k).mean
-    engagement = engagement_grade(labels, mask.shape)
-    valid = mask & np.isfinite(engagement)
-    if valid.any():
-        for k in (5, 10):
-            out[f"{prefix}engagement_ndcg@{k}"] = ndcg(np.nan_to_num(scores),
-                                                       np.nan_to_num(engagement), valid, k=k).mean
-    for task in TASK_LABELS:
-        if task in labels:
-            y = labels[task]
-            valid = mask & np.isfinite(y)
-            if valid.any():
-                out[f"{prefix}mrr@10_{task}"] = mrr(np.nan_to_num(scores), np.nan_to_num(y),
-                                                   valid, k=10).mean
-                out[f"{prefix}auc_{task}"] = group_auc(np.nan_to_num(scores), np.nan_to_num(y),
-                                                       valid).mean
-    return out
+    """Every metric of ``scores`` on ``lists`` (:func:`ltr.evaluation.engine.evaluate_lists`)."""
+    return evaluate_lists(scores, lists, prefix)
 
 
-def human_scores(scores: np.ndarray, pools: ListData, prefix: str = "human_"
-                 ) -> dict[str, float]:
-    """NDCG of ``scores`` on judged pools against their human grades (neutral ties)."""
-    scores, mask, labels = neutral(scores, pools)
-    human = labels["human"]
-    valid = mask & np.isfinite(human)
-    s, h = np.nan_to_num(scores), np.nan_to_num(human)
-    return {f"{prefix}ndcg@5": ndcg(s, h, valid, k=5).mean,
-            f"{prefix}ndcg@10": ndcg(s, h, valid, k=10).mean,
-            f"{prefix}ndcg@10_linear": ndcg(s, h, valid, k=10, gain="linear").mean}
-
-
-def label_scores(pools: ListData) -> dict[str, float]:
-    """What the training labels themselves score on the judged pools of the known
-    queries (the bar a model trained on them should reach)."""
-    lab = pools.labels["label"]
-    return human_scores(np.where(np.isfinite(lab), lab, -1.0), pools, "known_human_")
+def human_scores(scores: np.ndarray, pools: ListData, prefix: str = "") -> dict[str, float]:
+    """The judged-pool metrics of :func:`evaluate_lists` (``human_*``; and ``labels_*``
+    on known-query pools), names with ``prefix``."""
+    return {k: v for k, v in evaluate_lists(scores, pools, prefix).items()
+            if "human_" in k}
 
 
 def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
@@ -150,8 +106,11 @@ def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
         if data.pools is not None:
             row.update(human_scores(ranker.score(data.pools, data), data.pools))
         if data.known_pools is not None:
-            row.update(human_scores(ranker.score(data.known_pools, data), data.known_pools,
-                                    "known_human_"))
+            known = human_scores(ranker.score(data.known_pools, data), data.known_pools,
+                                 "known_")
+            row.update({k: v for k, v in known.items() if not k.startswith("known_labels")})
+            labels_row = {k.replace("known_labels_", "known_"): v for k, v in known.items()
+                          if k.startswith("known_labels")}
         one = list_of(data.pools if data.pools is not None else data.test)
         ranker.score(one, data)
         times = []
@@ -164,7 +123,9 @@ def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
         print("   " + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "model"),
               flush=True)
     if data.known_pools is not None and "label" in data.known_pools.labels:
-        rows.append({"model": "labels (training)", **label_scores(data.known_pools)})
+        rows.append({"model": "labels (training)", **labels_row})
+    for line in describe_missing(rows[0] if rows else {}):
+        print(f"note: {line}", flush=True)
     table = pd.DataFrame(rows)
     write_table(table, out / "results.csv")
     write_text(_markdown(table, config), out / "results.md")
@@ -174,10 +135,13 @@ def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
 
 def _markdown(table: pd.DataFrame, config: dict[str, Any]) -> str:
     data = config.get("data") or {}
+    notes = "".join(f"\nNote: {line}.\n" for line in
+                    describe_missing(table.iloc[0].dropna().to_dict() if len(table) else {}))
     return ("# Ranker benchmark\n\n"
             f"data: `{data.get('data_dir')}`, folds={data.get('folds', 0)}, "
-            f"fold={data.get('fold', 0)}; human_* columns: judged pools of the evaluation "
-            "queries against human grades; other columns: test sessions.\n\n"
+            f"fold={data.get('fold', 0)}; human_* columns: judged pools of the queries no "
+            "ranker trained on, known_human_*: of the queries they trained on, against human "
+            "grades; other columns: test sessions.\n" + notes + "\n"
             + markdown_table(table) + "\n")
 
 

@@ -134,7 +134,8 @@ class NeuralRanker(Ranker):
         p = self.params
         pl.seed_everything(p["seed"], verbose=False)
         train = _tensors(data.train, data, p["use_text"])
-        valid = _tensors(data.valid, data, p["use_text"])
+        # validation ranks with row-order ties: put them in the neutral order first
+        valid = _tensors(data.valid.in_neutral_order(), data, p["use_text"])
         self.dims_ = {"n_numeric": int(train[0].shape[-1]),
                       "cardinalities": list(data.preprocessor.cardinalities)}
         self.backbone_ = self.build_backbone(self.dims_["n_numeric"],

@@ -273,13 +273,17 @@ def check_parity(ranker, data, service, max_lists: int = 200,
 
 
 def evaluation(ranker, data) -> dict[str, Any]:
-    from ltr.rankers.benchmark import evaluate_scores, human_scores
+    """The model on its test split, through the one evaluation engine
+    (:func:`ltr.evaluation.engine.evaluate_lists`): test sessions, the judged pools of new
+    queries and of known queries (with the training labels' own figures)."""
+    from ltr.evaluation.engine import describe_missing, evaluate_lists
 
     out: dict[str, Any] = {}
-    if data.test is not None and len(data.test):
-        out["test_sessions"] = evaluate_scores(ranker.score(data.test, data), data.test)
-    if data.pools is not None and len(data.pools):
-        out["judged_pools"] = human_scores(ranker.score(data.pools, data), data.pools)
+    for name, lists in (("test_sessions", data.test), ("judged_pools", data.pools),
+                        ("known_judged_pools", getattr(data, "known_pools", None))):
+        if lists is not None and len(lists):
+            out[name] = evaluate_lists(ranker.score(lists, data), lists)
+    out["notes"] = describe_missing({k: 1 for part in out.values() for k in part})
     out["split"] = {"held_out_queries": len(data.held_out_queries),
                     "test_lists": len(data.test), "pool_lists":
                     0 if data.pools is None else len(data.pools)}

@@ -196,17 +196,9 @@ def prepared(data_cfg: dict[str, Any]) -> Any:
 
 def validation_metric(scores: np.ndarray, data: Any, metric: str) -> float:
     """``metric`` of ``scores`` on ``data.valid`` (see :data:`METRIC`)."""
-    from ltr.metrics import ndcg
-    from ltr.rankers.base import ranking_target
-    from ltr.rankers.benchmark import evaluate_scores
+    from ltr.evaluation.engine import evaluate_lists
 
-    lists = data.valid
-    if metric.startswith("ndcg@"):
-        y = ranking_target(lists)
-        valid = np.isfinite(y)
-        return float(ndcg(np.nan_to_num(scores), np.nan_to_num(y), valid,
-                          k=int(metric[5:])).mean)
-    values = evaluate_scores(scores, lists)
+    values = evaluate_lists(scores, data.valid)  # ndcg@k: against the relevance labels
     if metric not in values:
         raise ConfigError("study.metric", f"{metric!r} cannot be computed on the validation "
                           f"lists; available: {sorted(values)}")

@@ -68,6 +68,24 @@ class ListData:
                         customer_id=None if self.customer_id is None
                         else self.customer_id[idx], warm=self.warm[idx])
 
+    def in_neutral_order(self) -> ListData:
+        """A copy with each list's slots in the neutral tie order (:mod:`ltr.metrics.ties`):
+        for code that ranks with row-order ties (training losses, early stopping)."""
+        from ltr.metrics.ties import neutral_order
+
+        order = neutral_order(self.tie_key, self.mask)
+
+        def take(a: np.ndarray) -> np.ndarray:
+            idx = order if a.ndim == 2 else order[..., None]
+            return np.take_along_axis(a, idx, axis=1)
+
+        return ListData(keys=self.keys, numeric=take(self.numeric),
+                        categorical=take(self.categorical), query_text=self.query_text,
+                        product_text=take(self.product_text), position=take(self.position),
+                        mask=take(self.mask), product_id=take(self.product_id),
+                        labels={k: take(v) for k, v in self.labels.items()},
+                        customer_id=self.customer_id, warm=self.warm)
+
     @property
     def list_size(self) -> int:
         return int(self.mask.shape[1]) if self.mask.ndim == 2 else 0

@@ -31,10 +31,12 @@ Metrics (:mod:`ltr.metrics`), logged per epoch:
   on; the served score is chosen for each epoch on top of it), or, without the relevance
   task, of the ranking score's;
 * ``val/mrr@10_<task>`` for each binary task on validation sessions;
-* in test: the same on test sessions, ``test/ndcg@10_human`` on the judged pools of
-  queries never trained on, and ``test/ndcg@10_human_known`` with
-  ``test/ndcg@10_human_labels`` (the training labels themselves) on the judged pools of
-  the queries trained on.
+* in test, every metric of the one evaluation engine (:mod:`ltr.evaluation.engine`):
+  on test sessions ``test/engagement_ndcg@10``, ``test/mrr@10_<task>``,
+  ``test/auc_<task>``; on the judged pools of queries never trained on
+  ``test/human_ndcg@10`` (and ``@5``, ``_linear``); on those of the queries trained on
+  ``test/known_human_ndcg@10`` with ``test/known_labels_human_ndcg@10`` (the training
+  labels themselves on the same pools).
 """
 
 from __future__ import annotations
@@ -477,34 +479,24 @@ class LtrModule(pl.LightningModule):
         mask, score = reorder(order, batch["mask"].cpu().numpy(), score)
         batch = {k: (torch.from_numpy(reorder(order, v.cpu().numpy())[0])
                      if k.startswith("y_") else v) for k, v in batch.items()}
-        if "y_human" in batch:
-            human = batch["y_human"].cpu().numpy()
-            valid = mask & np.isfinite(human)
-            known = "y_label" in batch
-            suffix_known = "_known" if known else ""
-            for suffix, gain in (("", "exponential"), ("_linear", "linear")):
-                r = ndcg(score, np.nan_to_num(human), valid, k=10, gain=gain)
-                self._accumulate(f"{prefix}/ndcg@10_human{suffix_known}{suffix}", r.values,
-                                 r.included)
-                if known:  # the training labels, ranked as they are, on the same lists
-                    lab = batch["y_label"].cpu().numpy()
-                    r = ndcg(np.where(np.isfinite(lab), lab, -1.0), np.nan_to_num(human),
-                             valid, k=10, gain=gain)
-                    self._accumulate(f"{prefix}/ndcg@10_human_labels{suffix}", r.values,
-                                     r.included)
+        if prefix != "val":  # test: the one evaluation engine, summed over batches
+            from ltr.evaluation.engine import array_results
+
+            labels = {k[2:]: v.cpu().numpy() for k, v in batch.items() if k.startswith("y_")}
+            pools = "human" in labels
+            name = f"{prefix}/known_" if "label" in labels else f"{prefix}/"
+            for metric, r in array_results(score, mask, labels).items():
+                if not pools or "human_" in metric:  # pools: the human-grade metrics
+                    self._accumulate(name + metric, r.values, r.included)
             return
         target, known = self._target(batch, mask)
         valid = mask & known
-        if prefix == "val":
-            stacked = self._stack(out, evidence).detach().float().cpu().numpy()
-            stacked = np.take_along_axis(stacked, order[..., None], axis=1)
-            self._val_parts.append({
-                "outputs": stacked, "target": target, "valid": valid,
-                "warm": np.zeros(len(mask), bool) if warm is None else
-                warm.cpu().numpy().astype(bool)})
-        elif valid.any():
-            r = ndcg(score, target, valid, k=10)
-            self._accumulate(f"{prefix}/ndcg@10", r.values, r.included)
+        stacked = self._stack(out, evidence).detach().float().cpu().numpy()
+        stacked = np.take_along_axis(stacked, order[..., None], axis=1)
+        self._val_parts.append({
+            "outputs": stacked, "target": target, "valid": valid,
+            "warm": np.zeros(len(mask), bool) if warm is None else
+            warm.cpu().numpy().astype(bool)})
         for task in BINARY_TASKS:
             key = f"y_{task}"
             if key in batch:

@@ -138,3 +138,23 @@ def test_capabilities_are_declared_by_every_registered_kind():
     assert make_ranker("hybrid").reads_embeddings
     assert {"backbone", "backbone_args", "lce_weight", "max_epochs"} <= \
         ranker_class("ple").param_names()
+
+
+def test_benchmark_without_judgements_reports_engagement_only(tiny_log_dir, tmp_path,
+                                                              capsys):
+    """Folds and no judgements: it used to exit 1 after saving (KeyError in the plot)."""
+    import shutil
+
+    log = tmp_path / "log"
+    shutil.copytree(tiny_log_dir, log)
+    (log / "judgements.parquet").unlink()
+    cfg = {"data": {"data_dir": str(log), "features": FEATURES, "folds": 3, "fold": 0,
+                    "pool_lists": 1},
+           "out": str(tmp_path / "bench"), "models": [{"name": "bm25"}]}
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert ltr(["benchmark", "--config", str(path)]) == 0
+    assert "no human judgements" in capsys.readouterr().out
+    md = (tmp_path / "bench" / "results.md").read_text()
+    assert "no human judgements" in md and "mrr@10_click" in md
+    assert (tmp_path / "bench" / "results.png").exists()
