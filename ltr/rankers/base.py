@@ -38,6 +38,7 @@ from ltr.io import read_json, write_json
 
 FORMAT_VERSION = 1
 MANIFEST = "ranker.json"
+PIPELINE_DIR = "pipeline"  # the fitted feature pipeline, beside the weights
 
 # name -> "module:Class"
 RANKERS: dict[str, str] = {
@@ -156,6 +157,7 @@ class Ranker(ABC):
         self.input_widths_: dict[str, int] = {}
         self.preprocessor_: dict[str, Any] | None = None
         self.data_config_: dict[str, Any] = {}  # the data module arguments it was fitted on
+        self.pipeline_: Any = None  # the fitted feature pipeline (ltr.features.pipeline)
 
     # ------------------------------------------------------------------ public API
     def fit(self, data: Any) -> Ranker:
@@ -166,6 +168,12 @@ class Ranker(ABC):
         to_dict = getattr(data.preprocessor, "to_dict", None)
         self.preprocessor_ = to_dict() if to_dict is not None else None
         self.data_config_ = _json_safe(getattr(data, "config", None) or {})
+        from ltr.training.prepare import PreparedData
+
+        if isinstance(data, PreparedData):  # a training run's data (not a bare list view)
+            from ltr.features.pipeline import FittedPipeline
+
+            self.pipeline_ = FittedPipeline.from_prepared(data)
         self.fitted_ = True
         return self
 
@@ -205,6 +213,8 @@ class Ranker(ABC):
         self._save_state(folder)
         if getattr(self, "preprocessor_", None) is not None:
             write_json(self.preprocessor_, folder / "preprocessor.json")
+        if getattr(self, "pipeline_", None) is not None:
+            self.pipeline_.save(folder / PIPELINE_DIR)
         write_json({"kind": self.kind, "format_version": FORMAT_VERSION,
                     "ltr_version": __version__, "params": self.params,
                     "input_widths": self.input_widths_, "data": self.data_config_},

@@ -219,6 +219,7 @@ def from_lightning_checkpoint(path: str | Path) -> MMoERanker:
     from ltr.rankers.base import _json_safe
 
     ranker.data_config_ = _json_safe({**data_hp, "tasks": list(module.tasks)})
+    ranker.pipeline_path_ = ckpt.get("ltr_pipeline")  # the fitted feature pipeline, if any
     ranker.fitted_ = True
     return ranker
 

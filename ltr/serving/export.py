@@ -126,6 +126,48 @@ def prepared_data(args: dict[str, Any]):
     return dm, dm.prepared
 
 
+def find_pipeline(checkpoint: str | Path, ranker):
+    """The fitted feature pipeline saved with a model (a ranker folder's ``pipeline/``, or
+    the folder an ``ltr fit`` checkpoint records), or None (then export prepares the
+    data again from the recorded settings)."""
+    from ltr.features.pipeline import FittedPipeline
+    from ltr.rankers.base import PIPELINE_DIR
+
+    path = Path(checkpoint)
+    folder = path / PIPELINE_DIR if path.is_dir() else \
+        Path(getattr(ranker, "pipeline_path_", None) or path.parent / "__none__")
+    if not (folder / "pipeline.json").exists():
+        return None
+    return FittedPipeline.load(folder)
+
+
+def pipeline_data(pipeline, ranker, data_dir: str | None):
+    """``(data view, text encoder, data arguments)`` for export from a fitted pipeline:
+    the catalog and customer tables are read from the data folder (``data_dir``
+    overrides the recorded absolute one); nothing else of the log is read."""
+    from ltr.data.loaders import load_customers, load_products
+
+    folder = Path(data_dir or pipeline.data_dir)
+    data = pipeline.as_data()
+    data.products = load_products(_table(folder, "products"))
+    data.customers = load_customers(_table(folder, "customers"))
+    encoder = None
+    if pipeline.text is not None:
+        from ltr.text import TextConfig, TextEncoder
+
+        encoder = TextEncoder.from_config(TextConfig.from_mapping(pipeline.text, "data.text"))
+    args = {**(ranker.data_config_ or {}), "data_dir": str(folder)}
+    return data, encoder, args
+
+
+def _table(folder: Path, name: str) -> Path:
+    found = sorted(folder.glob(f"{name}.*"))
+    if not found:
+        raise DataValidationError(str(folder), f"has no {name} table ({name}.parquet, .csv "
+                                  "or .tsv): the package needs the catalog and customers")
+    return found[0]
+
+
 def _check_preprocessor(saved: dict[str, Any] | None, rebuilt: dict[str, Any]) -> None:
     if saved is None:
         return
@@ -285,7 +327,7 @@ def evaluation(ranker, data) -> dict[str, Any]:
             out[name] = evaluate_lists(ranker.score(lists, data), lists)
     out["notes"] = describe_missing({k: 1 for part in out.values() for k in part})
     out["split"] = {"held_out_queries": len(data.held_out_queries),
-                    "test_lists": len(data.test), "pool_lists":
+                    "test_lists": 0 if data.test is None else len(data.test), "pool_lists":
                     0 if data.pools is None else len(data.pools)}
     return out
 
@@ -303,10 +345,17 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
     if out.exists() and not overwrite:
         raise ConfigError("--out", f"{out} already exists; pass --overwrite to replace it")
     ranker = load_trained(checkpoint)
-    args = data_arguments(ranker, config, data_dir)
-    log(f"preparing the training data again ({args.get('data_dir')})")
-    with step("prepared the training data"):
-        dm, data = prepared_data(args)
+    pipeline = None if config is not None else find_pipeline(checkpoint, ranker)
+    if pipeline is not None:  # the fitted artifacts: no data preparation
+        log(f"reading the fitted feature pipeline and the catalog ({pipeline.data_dir})")
+        with step("read the pipeline, the catalog and the customers"):
+            data, encoder, args = pipeline_data(pipeline, ranker, data_dir)
+    else:
+        args = data_arguments(ranker, config, data_dir)
+        log(f"preparing the training data again ({args.get('data_dir')})")
+        with step("prepared the training data"):
+            dm, data = prepared_data(args)
+        encoder = dm._encoder
     _check_preprocessor(ranker.preprocessor_, data.preprocessor.to_dict())
     if ranker.preprocessor_ is None:
         ranker.preprocessor_ = data.preprocessor.to_dict()
@@ -316,8 +365,8 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         with step("wrote the model, tables, embeddings and encoders"):
-            _write_contents(tmp, ranker, data, dm, args, copy_encoder, include_customers,
-                            onnx)
+            _write_contents(tmp, ranker, data, encoder, args, copy_encoder,
+                            include_customers, onnx)
         info = {
             "kind": ranker.kind, "outputs": list(ranker.output_names),
             "tasks": list(data.tasks),
@@ -371,8 +420,8 @@ def _replace(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_contents(folder: Path, ranker, data, dm, args: dict[str, Any], copy_encoder: bool,
-                    include_customers: bool, onnx: bool) -> None:
+def _write_contents(folder: Path, ranker, data, encoder, args: dict[str, Any],
+                    copy_encoder: bool, include_customers: bool, onnx: bool) -> None:
     from ltr.text import TextConfig, product_text
 
     uses_embeddings = _uses_embeddings(ranker, data)
@@ -384,7 +433,11 @@ def _write_contents(folder: Path, ranker, data, dm, args: dict[str, Any], copy_e
     fields = [TITLE, *(text_cfg.product_fields if text_cfg else ())] if uses_texts else []
     schema = build_schema(data, fields, text_cfg.product_separator if text_cfg else " | ")
 
-    ranker.save(folder / layout.MODEL_DIR)
+    pipeline, ranker.pipeline_ = getattr(ranker, "pipeline_", None), None
+    try:  # the package holds the pipeline's parts in its own layout, not a second copy
+        ranker.save(folder / layout.MODEL_DIR)
+    finally:
+        ranker.pipeline_ = pipeline
     write_json(schema.to_dict(), folder / layout.FEATURES)
     write_json(args, folder / layout.DATA_CONFIG)
     catalog_cols = list(dict.fromkeys([*schema.product_columns, *fields]))
@@ -410,7 +463,6 @@ def _write_contents(folder: Path, ranker, data, dm, args: dict[str, Any], copy_e
     if uses_embeddings:
         from ltr.serving.encoder import encoder_reference
 
-        encoder = dm._encoder
         texts = product_text(catalog, fields[1:], title_column=TITLE,
                              separator=schema.text_separator).astype(str).tolist()
         _write_embeddings(encoder.encode_texts(texts).rows(), folder / layout.PRODUCT_EMBEDDINGS)

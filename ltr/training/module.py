@@ -299,12 +299,24 @@ class LtrModule(pl.LightningModule):
             self.attach_text(dm.frozen_text(), tuned)
 
     def on_fit_start(self) -> None:
-        """Save the fitted preprocessing beside the logs (``preprocessor.json``): the same
-        transform must be applied at inference."""
+        """Save the fitted preprocessing (``preprocessor.json``) and the whole fitted
+        feature pipeline (``pipeline/``, :mod:`ltr.features.pipeline`) beside the logs:
+        the same transform must be applied at inference, and ``ltr export`` reads the
+        pipeline instead of preparing the data again (every checkpoint records where)."""
         dm = getattr(self.trainer, "datamodule", None)
         folder = self.trainer.log_dir or self.trainer.default_root_dir
         if dm is not None and hasattr(dm, "prepared") and folder and self.trainer.is_global_zero:
+            from ltr.features.pipeline import FittedPipeline
+
             dm.prepared.preprocessor.save(Path(folder) / "preprocessor.json")
+            path = FittedPipeline.from_prepared(dm.prepared).save(Path(folder) / "pipeline")
+            self.pipeline_path = str(Path(path).resolve())
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the fitted pipeline's folder (a plain string) in the checkpoint."""
+        path = getattr(self, "pipeline_path", None)
+        if path:
+            checkpoint["ltr_pipeline"] = path
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

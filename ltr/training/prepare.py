@@ -480,6 +480,7 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
                                       "judged pools of known queries",
                                       extra_labels={"human": "human", "label": "grade"})
     out.info = {"seconds": round(time.perf_counter() - t0, 1),
+                "data_dir": str(Path(data_dir).resolve()),
                 "rows": {"train": len(train_joined), "valid": len(valid_joined),
                          "test": len(test_joined)},
                 "lists": {"train": len(out.train) if out.train is not None else "streamed",

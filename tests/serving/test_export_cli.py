@@ -114,3 +114,31 @@ def test_ltr_serve_command_answers_on_localhost(tmp_path, tiny_log_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_export_reads_the_fitted_pipeline_not_the_log(serving_data, tmp_path, monkeypatch):
+    """A ranker folder and an `ltr fit` checkpoint carry their fitted feature pipeline:
+    export copies it (no data preparation, not even the log) and works from any
+    directory; parity holds as before."""
+    import ltr.training.prepare as prep
+    from ltr.rankers.base import make_ranker
+    from ltr.serving import RankingService, export_package
+    from tests.serving.conftest import SMALL_MMOE
+
+    _, data = serving_data
+    folder = make_ranker("mmoe", SMALL_MMOE).fit(data).save(tmp_path / "models" / "mmoe")
+    assert (folder / "pipeline" / "pipeline.json").exists()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("export prepared the data again")
+
+    monkeypatch.setattr(prep, "prepare", refuse)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    out = export_package(folder, tmp_path / "pkg", log=lambda *_: None)
+    service = RankingService(out)
+    parity = service.metrics()["parity"]
+    assert parity["pools"]["max_abs_diff"] <= 1e-4 and parity["test"]["max_abs_diff"] <= 1e-4
+    assert "pipeline" not in {p.parts[0] for p in (out / "model").iterdir()}
+    assert service.metrics()["evaluation"]["judged_pools"]["human_ndcg@10"] >= 0

@@ -236,16 +236,15 @@ def test_export_refuses_to_overwrite_and_keeps_the_old_package(packages, serving
     saved = ranker.save(tmp_path / "model")
     with pytest.raises(ConfigError, match="already exists"):
         export_package(saved, folder, log=lambda *_: None)
-    # a data folder that does not rebuild the training preprocessing: refused, and the
-    # existing package is untouched
+    # a catalog that lacks a column the fitted preprocessing reads: refused, naming the
+    # column, and the existing package is untouched
     other = shutil.copytree(tiny_log_dir, tmp_path / "other")
     import pandas as pd
 
-    prods = pd.read_parquet(other / "products.parquet")
-    prods["price"] = prods["price"] * 2
+    prods = pd.read_parquet(other / "products.parquet").drop(columns=["price"])
     prods.to_parquet(other / "products.parquet", index=False)
     before = (folder / "manifest.json").read_text()
-    with pytest.raises(DataValidationError, match="preprocessing"):
+    with pytest.raises(DataValidationError, match="price"):
         export_package(saved, folder, data_dir=str(other), overwrite=True, log=lambda *_: None)
     assert (folder / "manifest.json").read_text() == before
     RankingService(folder)
@@ -295,3 +294,23 @@ def test_onnx_encoder_encodes_like_pytorch(packages, tmp_path, monkeypatch):
                            log=lambda *_: None)
     assert not (plain / "text" / "query_encoder.onnx").exists()
     assert RankingService(plain).text.onnx is None
+
+
+def test_export_with_a_config_prepares_again_and_refuses_other_preprocessing(
+        packages, tmp_path, tiny_log_dir):
+    """--config forces the data preparation (no fitted pipeline): a data folder whose
+    catalog fits other preprocessing is refused."""
+    import pandas as pd
+    import yaml
+
+    ranker, _ = packages["xgboost"]
+    saved = ranker.save(tmp_path / "model")
+    other = shutil.copytree(tiny_log_dir, tmp_path / "other")
+    prods = pd.read_parquet(other / "products.parquet")
+    prods["price"] = prods["price"] * 2
+    prods.to_parquet(other / "products.parquet", index=False)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"data": {**ranker.data_config_, "data_dir": str(other)}}))
+    with pytest.raises(DataValidationError, match="preprocessing"):
+        export_package(saved, tmp_path / "pkg", config=config, log=lambda *_: None)
+    assert not (tmp_path / "pkg").exists()

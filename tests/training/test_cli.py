@@ -81,8 +81,11 @@ def test_fit_with_tiny_text_encoder_and_finetuned_top(tmp_path, tiny_log_dir, to
                        lce_weight=lce)
     assert ltr(["fit", "--config", str(cfg)]) == 0
     ckpt = tmp_path / "ckpt" / "best.ckpt"
-    state = torch.load(ckpt, weights_only=False)["state_dict"]
-    assert any(k.startswith("text_branch.") for k in state)  # the tuned layers are saved
+    saved = torch.load(ckpt, weights_only=False)
+    assert any(k.startswith("text_branch.") for k in saved["state_dict"])  # tuned layers
+    from pathlib import Path
+
+    assert (Path(saved["ltr_pipeline"]) / "pipeline.json").exists()  # export reads it
     out = export_package(ckpt, tmp_path / "pkg", parity_lists=20, log=lambda *_: None)
     service = RankingService(out)
     parity = service.metrics()["parity"]
