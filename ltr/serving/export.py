@@ -38,6 +38,7 @@ so a failed export leaves no half-written package and an existing one untouched.
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import shutil
@@ -387,6 +388,8 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
             metrics = {"evaluation": evaluation(ranker, data), "parity": parity}
         write_json(metrics, tmp / layout.METRICS)
         write_manifest(tmp, info)
+        del service  # one service in memory at a time: the peak is a service, not two
+        gc.collect()
         RankingService(tmp)  # loads with full verification, as a service will
         _replace(tmp, out)
     except BaseException:
