@@ -25,6 +25,12 @@ interactions           ``[cosine, product,         query-product interaction fea
                        abs_diff]``
 device                 ``cpu``                     torch device for encoding
 =====================  ==========================  ==========================================
+
+``shared_towers``, ``trainable_layers`` and ``interactions`` belong to the text library
+(:class:`~ltr.text.TextTowers`, :class:`~ltr.text.InteractionFeatures`). A training run's
+``data.text`` refuses them when they differ from the default: there the model section
+decides (``model.tuned_tower``, ``model.trainable_layers``, ``model.interactions``), one
+place for each setting.
 """
 
 from __future__ import annotations

@@ -200,6 +200,22 @@ def _pick_validation_queries(queries: list[str], share: float, seed: int) -> set
     return {queries[i] for i in pick}
 
 
+# data.text keys that a training run does not read: the model section decides them
+MODEL_TEXT_KEYS = {"trainable_layers": ("model.trainable_layers", 0),
+                   "shared_towers": ("model.tuned_tower", True),
+                   "interactions": ("model.interactions", None)}
+
+
+def refuse_model_keys(text: dict[str, Any]) -> None:
+    """Refuse ``data.text`` keys that training would ignore, naming the model key that
+    does the job (one place for each setting; ``ltr label`` and ``ltr simulate`` read the
+    text settings without them)."""
+    for key, (model_key, default) in MODEL_TEXT_KEYS.items():
+        if key in text and (default is None or text[key] != default):
+            raise ConfigError(f"data.text.{key}", f"is not read by training: set "
+                              f"{model_key} instead (got {text[key]!r})")
+
+
 def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = None,
             labels: dict[str, Any] | str | Path | None = None,
             text: dict[str, Any] | None = None,
@@ -297,6 +313,7 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     if text is not None:
         from ltr.text import TextConfig
         text_cfg = TextConfig.from_mapping(text, "data.text")
+        refuse_model_keys(text)
         absent = [f for f in text_cfg.product_fields if f not in log.products.columns]
         if absent:  # optional text fields switch on only where the catalog has them
             notes.append(f"data.text.product_fields {absent} are not catalog columns: the "

@@ -161,3 +161,17 @@ def test_neighbour_features_never_use_the_query_itself(tiny_log_dir, tmp_path):
         assert np.isfinite(cols["nn_coverage"]).all()
     with pytest.raises(ConfigError, match="data.neighbours.k"):
         prepare(str(tiny_log_dir), TASKS, feats, text=text, neighbours={"k": -1})
+
+
+@pytest.mark.parametrize("key,value,model_key", [
+    ("trainable_layers", 1, "model.trainable_layers"),
+    ("shared_towers", False, "model.tuned_tower"),
+    ("interactions", ["cosine"], "model.interactions")])
+def test_text_keys_the_model_decides_are_refused_not_ignored(tiny_log_dir, key, value,
+                                                              model_key):
+    from ltr.errors import ConfigError
+    from ltr.training.prepare import prepare
+
+    with pytest.raises(ConfigError, match=model_key) as err:
+        prepare(str(tiny_log_dir), ["click"], text={"model_name": "x", key: value})
+    assert err.value.key == f"data.text.{key}"
