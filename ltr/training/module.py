@@ -312,6 +312,14 @@ class LtrModule(pl.LightningModule):
             path = FittedPipeline.from_prepared(dm.prepared).save(Path(folder) / "pipeline")
             self.pipeline_path = str(Path(path).resolve())
 
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False):
+        """As :meth:`torch.nn.Module.load_state_dict`; weights saved before the backbone
+        was named ``experts`` (``mmoe.*``, ltr <= the backbone registry) load too."""
+        if any(k.startswith("mmoe.") for k in state_dict):
+            state_dict = {("experts." + k[5:] if k.startswith("mmoe.") else k): v
+                          for k, v in state_dict.items()}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the fitted pipeline's folder (a plain string) in the checkpoint."""
         path = getattr(self, "pipeline_path", None)

@@ -130,3 +130,16 @@ def test_self_distillation_softens_the_targets_then_restores_them(dm):
     top = np.nanmax(np.where(dm.prepared.train.mask, before, np.nan), axis=1, keepdims=True)
     assert (seen[0][known] <= np.broadcast_to(top, before.shape)[known] + 1e-6).all()
     np.testing.assert_array_equal(dm.prepared.train.labels["relevance"], before)
+
+
+def test_weights_saved_before_the_backbone_rename_still_load(dm):
+    """Packages exported when the backbone was called ``mmoe`` load unchanged."""
+    torch.manual_seed(0)
+    old = LtrModule(tasks=TASKS, **SMALL, feature_dims=dm.feature_dims)
+    legacy = {("mmoe." + k[8:] if k.startswith("experts.") else k): v
+              for k, v in old.state_dict().items()}
+    assert any(k.startswith("mmoe.") for k in legacy)
+    new = LtrModule(tasks=TASKS, **SMALL, feature_dims=dm.feature_dims)
+    new.load_state_dict(legacy, strict=True)
+    for k, v in old.state_dict().items():
+        torch.testing.assert_close(new.state_dict()[k], v)
