@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ltr-installed
 
-.PHONY: demo test lint bench sample clean
+.PHONY: demo test lint bench sample clean docs-config
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check ltr tests scripts
 
+# docs/configuration.md: the reference of every configuration key, generated from the code
+docs-config: $(STAMP)
+	$(PY) -m ltr.cli config --out docs/configuration.md
+
 sample: $(STAMP)
 	$(PY) scripts/make_sample_data.py
 
@@ -38,6 +42,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_labels.py
 	$(PY) scripts/bench_train.py
 	$(PY) scripts/bench_serving.py
+	$(PY) scripts/bench_export.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("ltr.sweep.cli", "run or resume an Optuna study over a ranker"),
     "export": ("ltr.serving.export_cli", "write a trained model as a self-contained package"),
     "serve": ("ltr.serving.http", "serve a model package over HTTP (/rank, /health)"),
+    "config": ("ltr.config_reference", "print the reference of every configuration key"),
 }
 
 

@@ -109,9 +109,17 @@ class NeuralRanker(Ranker):
 
     kind = "neural"
     capabilities = Capabilities(text="optional", prunable="lightning")
-    DEFAULTS: dict[str, Any] = {"loss": "lambda_ndcg", "lr": 1e-3, "weight_decay": 1e-5,
-                                "max_epochs": 10, "patience": 3, "batch_size": 64,
-                                "use_text": True, "seed": 0, "arch": {}}
+    DEFAULTS: dict[str, Any] = {
+        "loss": "lambda_ndcg",  # ranking loss (docs/losses.md)
+        "lr": 1e-3,  # AdamW learning rate
+        "weight_decay": 1e-5,  # AdamW weight decay
+        "max_epochs": 10,  # epochs at most
+        "patience": 3,  # early stopping: epochs without a better validation NDCG@10
+        "batch_size": 64,  # lists per batch
+        "use_text": True,  # append the query-product cosine as a feature
+        "seed": 0,  # seeds weights and batches
+        "arch": {},  # the backbone's own arguments (pytorch-tabular names)
+    }
 
     def __init__(self, **params: Any) -> None:
         check_known_keys(params, self.DEFAULTS, "model.params", f"parameter for '{self.kind}'")

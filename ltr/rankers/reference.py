@@ -34,6 +34,11 @@ class BM25Ranker(Ranker):
     capabilities = Capabilities(text="texts", trained=False)
 
     def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+        """
+        Args:
+            k1: term-frequency saturation (>= 0).
+            b: length normalisation, 0..1.
+        """
         if k1 < 0 or not 0 <= b <= 1:
             raise ConfigError("model.params", f"BM25 needs k1 >= 0 and 0 <= b <= 1, got "
                               f"k1={k1}, b={b}")
@@ -148,6 +153,11 @@ class HybridRanker(Ranker):
     capabilities = Capabilities(text="embeddings", trained=False)
 
     def __init__(self, lexical_weight: float | None = None) -> None:
+        """
+        Args:
+            lexical_weight: weight of the query-term coverage added to the cosine; None:
+                the data's calibrated weight (``data.lexical_weight``).
+        """
         super().__init__(lexical_weight=lexical_weight)
         self.weight_ = 0.0
 

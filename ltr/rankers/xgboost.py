@@ -125,11 +125,21 @@ class XGBoostRanker(Ranker):
     kind = "xgboost"
     capabilities = Capabilities(text="optional", prunable="xgboost")
     DEFAULTS: dict[str, Any] = {
-        "n_estimators": 500, "max_depth": 6, "learning_rate": 0.05, "subsample": 0.8,
-        "colsample_bytree": 0.8, "min_child_weight": 1.0, "reg_lambda": 1.0,
-        "early_stopping_rounds": 50, "use_text": True, "seed": 0, "n_jobs": 2,
-        "objective": "rank:ndcg", "lambdarank_pair_method": "topk",
-        "lambdarank_num_pair_per_sample": None, "unbiased": False,
+        "n_estimators": 500,  # boosting rounds at most
+        "max_depth": 6,  # tree depth
+        "learning_rate": 0.05,  # shrinkage
+        "subsample": 0.8,  # rows per tree
+        "colsample_bytree": 0.8,  # features per tree
+        "min_child_weight": 1.0,  # XGBoost's min_child_weight
+        "reg_lambda": 1.0,  # L2 penalty on leaf weights
+        "early_stopping_rounds": 50,  # rounds without a better validation NDCG@10
+        "use_text": True,  # append the query-product cosine as a feature
+        "seed": 0,  # XGBoost's seed
+        "n_jobs": 2,  # threads
+        "objective": "rank:ndcg",  # rank:ndcg, rank:pairwise or rank:map
+        "lambdarank_pair_method": "topk",  # topk or mean
+        "lambdarank_num_pair_per_sample": None,  # pairs per document (XGBoost default)
+        "unbiased": False,  # XGBoost's unbiased LambdaMART (position debiasing)
     }
 
     def __init__(self, **params: Any) -> None:

@@ -23,12 +23,12 @@ from ltr.errors import ConfigError, check_known_keys
 class SimulationConfig:
     """All knobs of :func:`ltr.simulate.simulate`. Defaults give a shop-like log."""
 
-    seed: int = 0
-    n_sessions: int = 10_000
+    seed: int = 0  # seeds every random draw
+    n_sessions: int = 10_000  # searches in the log
     list_size: int = 20  # products shown per search (top-K of the logging policy)
-    n_customers: int = 2_000
-    days: int = 28
-    start_date: str = "2026-01-01"
+    n_customers: int = 2_000  # customers (customers.parquet)
+    days: int = 28  # days the sessions spread over
+    start_date: str = "2026-01-01"  # first day of the log
     # query popularity: P(query of popularity rank j) ~ j ** -query_zipf
     query_zipf: float = 1.0
     # share of sessions whose query is drawn from the customer's favourite top category
@@ -69,7 +69,7 @@ class SimulationConfig:
     synthetic_queries: int = 100
     synthetic_pool: int = 120  # candidates per synthetic query
 
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form, recorded with the log
 
     def __post_init__(self) -> None:
         self.validate()

@@ -1,5 +1,10 @@
 """Run or resume an Optuna study over one ranker, and export the best trial.
 
+Config keys: ``data`` (:class:`~ltr.training.datamodule.LtrDataModule` arguments),
+``model`` (a ranker name), ``fixed`` (its fixed parameters), ``space`` (parameter ->
+distribution, docs/sweeps.md), ``study`` (the study settings below), ``out`` (output
+folder: study.db, best.yaml, trials.csv, plots).
+
 * The data is prepared once per process (:class:`~ltr.training.datamodule.LtrDataModule`,
   cached by its arguments); every trial fits ``make_ranker(model, fixed ∪ sampled)`` on it
   and returns a validation metric (``study.metric``, default ``ndcg@10`` of
@@ -37,8 +42,15 @@ from ltr.sweep.space import Param, check_space, known_params, merge, nest, parse
 
 TOP_KEYS = {"data", "model", "fixed", "space", "study", "out"}
 STUDY_DEFAULTS: dict[str, Any] = {
-    "name": None, "storage": None, "direction": "maximize", "n_trials": 20,
-    "timeout": None, "metric": "ndcg@10", "seed": 0, "pruner": "median", "heartbeat": 10,
+    "name": None,  # study name (default: <model>-sweep)
+    "storage": None,  # SQLAlchemy URL (default sqlite:///<out>/study.db)
+    "direction": "maximize",  # maximize or minimize the metric
+    "n_trials": 20,  # the study's total trials, over every worker and resume
+    "timeout": None,  # seconds this worker runs at most
+    "metric": "ndcg@10",  # validation metric: ndcg@k, engagement_ndcg@5|10, mrr@10_/auc_<task>
+    "seed": 0,  # sampler seed; trial seed = seed + trial number
+    "pruner": "median",  # median, hyperband or none
+    "heartbeat": 10,  # seconds between a running trial's heartbeats
 }
 PRUNERS = ("median", "hyperband", "none")
 METRIC = re.compile(r"^(ndcg@\d+|engagement_ndcg@(5|10)|"

@@ -57,9 +57,12 @@ class LtrDataModule(pl.LightningDataModule):
         split: ``history_days``, ``valid_days``, ``test_days``.
         folds, fold: query-level k-fold hold-out (``folds`` 0 or 1: none).
         hard_negatives: unshown products of the same query added to each training list.
-        sampling: ``uniform``, or ``diverse`` with ``sampling_rates``: the share of an
-            epoch drawn from lists of each outcome (none, click, cart, purchase, pool).
-        batch_size: lists per training batch; eval_batch_size likewise for evaluation.
+        sampling: ``uniform``, or ``diverse`` with ``sampling_rates``.
+        sampling_rates: the share of an epoch drawn from lists of each outcome (none,
+            click, cart, purchase, pool).
+        batch_size: lists per training batch.
+        eval_batch_size: lists per evaluation batch.
+        num_workers: DataLoader worker processes.
         predict_split: which lists ``predict`` scores: test, valid or pools (the file is
             written by the ``WritePredictions`` callback).
         anonymous_share: share of training sessions seen without their customer.

@@ -116,8 +116,9 @@ class LtrModule(pl.LightningModule):
             teacher being the model as it is then (its relevance output, mapped to the
             label scale by rank within the list).
         backbone: a registered multi-task backbone (:mod:`ltr.models.registry`): ``mmoe``
-            (multi-gate mixture of experts) or ``ple`` (progressive layered extraction);
-            ``backbone_args`` its own arguments (PLE: ``n_shared``, ``n_task``, ``levels``).
+            (multi-gate mixture of experts) or ``ple`` (progressive layered extraction).
+        backbone_args: the backbone's own arguments (PLE: ``n_shared``, ``n_task``,
+            ``levels``).
         n_experts: the MMoE's experts (kept for configs written before backbones).
         bottom, expert_hidden, tower_hidden, dropout: the experts' shape.
         position_tower: additive position-bias tower on the click logit in training.
