@@ -145,8 +145,14 @@ def _rst_table(doc: str) -> dict[str, str]:
     return out
 
 
+def _with_range(meaning: str, rule: Any) -> str:
+    if rule is None:
+        return meaning
+    return f"{meaning} *Must be {rule.describe()}.*".strip()
+
+
 def signature_rows(obj: Any, prefix: str, skip: set[str] = frozenset(),
-                   doc: Any = None) -> list[tuple]:
+                   doc: Any = None, ranges: dict[str, Any] | None = None) -> list[tuple]:
     """Rows of a callable's keyword arguments; descriptions from ``doc``'s (default:
     the callable's) ``Args:`` section."""
     docs = _docstring_params(doc if doc is not None else obj)
@@ -156,7 +162,7 @@ def signature_rows(obj: Any, prefix: str, skip: set[str] = frozenset(),
                                                                   p.VAR_POSITIONAL):
             continue
         rows.append((f"{prefix}{name}", _type(p.annotation), _default(p.default),
-                     docs.get(name, "")))
+                     _with_range(docs.get(name, ""), (ranges or {}).get(name))))
     return rows
 
 
@@ -180,11 +186,11 @@ def dataclass_rows(cls: type, prefix: str, skip: set[str] = frozenset()) -> list
     return rows
 
 
-def mapping_rows(values: dict[str, Any], prefix: str, meaning: dict[str, str] | None = None
-                 ) -> list[tuple]:
+def mapping_rows(values: dict[str, Any], prefix: str, meaning: dict[str, str] | None = None,
+                 ranges: dict[str, Any] | None = None) -> list[tuple]:
     meaning = meaning or {}
     return [(f"{prefix}{k}", type(v).__name__ if v is not None else "", _default(v),
-             meaning.get(k, "")) for k, v in values.items()]
+             _with_range(meaning.get(k, ""), (ranges or {}).get(k))) for k, v in values.items()]
 
 
 def reference() -> str:
@@ -211,13 +217,14 @@ def reference() -> str:
             "The data module (`ltr.training.datamodule.LtrDataModule`); the same keys are "
             "the `data` section of `ltr benchmark` and `ltr sweep`. `trainer` takes "
             "Lightning's `Trainer` arguments (`ltr fit --help`).",
-            signature_rows(LtrDataModule.__init__, "data.", doc=LtrDataModule))
+            signature_rows(LtrDataModule.__init__, "data.", doc=LtrDataModule,
+                           ranges=LtrDataModule.RANGES))
     section("`ltr fit`: `model`",
             "The Lightning module (`ltr.training.module.LtrModule`: MMoE or PLE backbone, "
             "text, losses, the validated ranking score). As `params` of the `mmoe` / `ple` "
             "rankers the same keys apply, plus `max_epochs` and `batch_size`.",
             signature_rows(LtrModule.__init__, "model.", skip={"feature_dims"},
-                           doc=LtrModule))
+                           doc=LtrModule, ranges=LtrModule.RANGES))
     section("`data.text` (and `text` of `ltr label` / `ltr simulate`)",
             "The text encoder (`ltr.text.config.TextConfig`). Under `data.text` the keys "
             f"{', '.join(f'`{k}`' for k in MODEL_TEXT_KEYS)} are refused unless default: "
@@ -251,7 +258,8 @@ def reference() -> str:
         defaults = getattr(cls, "DEFAULTS", None)
         if isinstance(defaults, dict):
             owner = next(c for c in cls.__mro__ if "DEFAULTS" in vars(c))
-            rows = mapping_rows(defaults, "", _dict_comments(owner))
+            rows = mapping_rows(defaults, "", _dict_comments(owner),
+                                getattr(cls, "RANGES", None))
         else:
             rows = signature_rows(cls.__init__, "")
         out.append(f"### `{kind}`")

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from ltr.checks import Range, check_ranges
 from ltr.errors import ConfigError, check_known_keys
 from ltr.io import atomic_path, read_json, write_json
 from ltr.losses.registry import get_loss
@@ -121,8 +122,13 @@ class NeuralRanker(Ranker):
         "arch": {},  # the backbone's own arguments (pytorch-tabular names)
     }
 
+    RANGES = {"lr": Range(gt=0), "weight_decay": Range(ge=0),
+              "max_epochs": Range(ge=1, integer=True), "patience": Range(ge=0, integer=True),
+              "batch_size": Range(ge=1, integer=True), "seed": Range(integer=True)}
+
     def __init__(self, **params: Any) -> None:
         check_known_keys(params, self.DEFAULTS, "model.params", f"parameter for '{self.kind}'")
+        check_ranges(params, self.RANGES, "model.params")
         super().__init__(**{**self.DEFAULTS, **params})
         get_loss(self.params["loss"], "model.params.loss")
         self.backbone_: nn.Module | None = None

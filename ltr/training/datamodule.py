@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
+from ltr.checks import Range, check_ranges
 from ltr.errors import ConfigError
 from ltr.io import write_table
 from ltr.training.lists import OUTCOMES, ListData, ListDataset, OutcomeSampler
@@ -79,6 +80,16 @@ class LtrDataModule(pl.LightningDataModule):
         seed: sampling and hard-negative seed.
     """
 
+    # numeric constraints of the arguments (ltr.checks), checked before any data is read
+    RANGES = {"folds": Range(ge=0, integer=True), "fold": Range(ge=0, integer=True),
+              "hard_negatives": Range(ge=0, integer=True),
+              "batch_size": Range(ge=1, integer=True),
+              "eval_batch_size": Range(ge=1, integer=True),
+              "num_workers": Range(ge=0, integer=True), "anonymous_share": Range(ge=0, le=1),
+              "pool_lists": Range(ge=0, integer=True), "pool_list_size": Range(ge=1, integer=True),
+              "history_dropout": Range(ge=0, le=1), "valid_query_share": Range(ge=0, lt=1),
+              "seed": Range(integer=True)}
+
     def __init__(self, data_dir: str = "data_samples/wands", tasks: list[str] | None = None,
                  features: dict[str, Any] | None = None, labels: dict[str, Any] | str | None = None,
                  text: dict[str, Any] | None = None, split: dict[str, float] | None = None,
@@ -90,6 +101,9 @@ class LtrDataModule(pl.LightningDataModule):
                  history_dropout: float = 0.3, valid_query_share: float = 0.15,
                  stream_dir: str | None = None, neighbours: dict[str, Any] | None = None,
                  seed: int = 0) -> None:
+        check_ranges(locals(), self.RANGES, "data")
+        if folds > 1 and fold >= folds:
+            raise ConfigError("data.fold", f"must be < data.folds ({folds}), got {fold}")
         super().__init__()
         if sampling not in ("uniform", "diverse"):
             raise ConfigError("data.sampling", f"must be 'uniform' or 'diverse', got {sampling!r}")

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ltr.checks import Range, check_ranges
 from ltr.errors import ConfigError
 from ltr.features.spec import BINARY_TASKS, check_tasks
 from ltr.losses.contrastive import lce_loss
@@ -127,6 +128,12 @@ class LtrModule(pl.LightningModule):
             text dim); do not set by hand.
     """
 
+    # numeric constraints of the arguments (ltr.checks), checked before anything is built
+    RANGES = {"lr": Range(gt=0), "weight_decay": Range(ge=0), "dropout": Range(ge=0, lt=1),
+              "n_experts": Range(ge=1, integer=True), "text_proj": Range(ge=0, integer=True),
+              "trainable_layers": Range(ge=0, integer=True), "lce_weight": Range(ge=0),
+              "lce_temperature": Range(gt=0), "cosine_scale": Range(ge=0)}
+
     def __init__(self, tasks: list[str] | None = None, losses: dict[str, str] | None = None,
                  task_weighting: str = "fixed", task_weights: dict[str, float] | None = None,
                  score_weights: dict[str, float] | None = None, use_text: bool = True,
@@ -141,6 +148,7 @@ class LtrModule(pl.LightningModule):
                  score_selection: str = "validation", score_outputs: list[str] | None = None,
                  cosine_scale: float = 5.0,
                  feature_dims: dict[str, Any] | None = None) -> None:
+        check_ranges(locals(), self.RANGES, "model")
         super().__init__()
         self.save_hyperparameters()
         self.tasks = check_tasks(tasks or list(DEFAULT_LOSSES), "model.tasks")

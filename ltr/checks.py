@@ -1,0 +1,76 @@
+"""Declared constraints on configuration values, checked before any work starts.
+
+A class that reads a config section declares its numeric constraints once, beside its
+signature::
+
+    RANGES = {"lr": Range(gt=0), "dropout": Range(ge=0, lt=1), "n_experts": Range(ge=1, integer=True)}
+
+:func:`check_ranges` checks the given values against them (raising
+:class:`~ltr.errors.ConfigError` with the dotted key: ``model.lr: must be > 0, got -0.1``),
+and :mod:`ltr.config_reference` prints the same constraints in the reference of every key:
+one declaration, two uses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ltr.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric constraint: bounds (``gt``/``ge``/``lt``/``le``), integer or not, and
+    whether ``None`` is allowed."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    integer: bool = False
+    optional: bool = False
+
+    def describe(self) -> str:
+        """``'> 0'``, ``'in [0, 1)'``, ``'an integer >= 1'``..."""
+        low = ("(", self.gt) if self.gt is not None else ("[", self.ge)
+        high = (")", self.lt) if self.lt is not None else ("]", self.le)
+        kind = "an integer " if self.integer else ""
+        if low[1] is not None and high[1] is not None:
+            text = f"{kind}in {low[0]}{_num(low[1])}, {_num(high[1])}{high[0]}"
+        elif low[1] is not None:
+            text = f"{kind}{'>' if low[0] == '(' else '>='} {_num(low[1])}"
+        elif high[1] is not None:
+            text = f"{kind}{'<' if high[0] == ')' else '<='} {_num(high[1])}"
+        else:
+            text = "an integer" if self.integer else "a number"
+        return f"{text} (or null)" if self.optional else text
+
+    def ok(self, value: Any) -> bool:
+        if value is None:
+            return self.optional
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.integer and not isinstance(value, int):
+            return False
+        if isinstance(value, float) and math.isnan(value):
+            return False
+        return not ((self.gt is not None and not value > self.gt)
+                    or (self.ge is not None and not value >= self.ge)
+                    or (self.lt is not None and not value < self.lt)
+                    or (self.le is not None and not value <= self.le))
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def check_ranges(values: Mapping[str, Any], ranges: Mapping[str, Range], prefix: str) -> None:
+    """Raise :class:`ConfigError` naming ``prefix.key`` for the first value outside its
+    range (keys absent from ``values`` are not checked)."""
+    for key, rule in ranges.items():
+        if key in values and not rule.ok(values[key]):
+            raise ConfigError(f"{prefix}.{key}", f"must be {rule.describe()}, got "
+                              f"{values[key]!r}")
