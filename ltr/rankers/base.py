@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ltr.errors import ConfigError, DataValidationError, LtrError
+from ltr.errors import ConfigError, DataValidationError, LtrError, check_known_keys
 from ltr.io import read_json, write_json
 
 FORMAT_VERSION = 1
@@ -303,10 +303,14 @@ def make_ranker(name: str, params: dict[str, Any] | None = None,
                 key: str = "model.name") -> Ranker:
     """A ranker by its registry name, with constructor parameters."""
     cls = ranker_class(name, key)
+    where = f"{key[:-5]}.params" if key.endswith(".name") else f"{key}.params"
+    known = cls.param_names()
+    if known is not None:  # no ignored keys: every parameter must be one the ranker reads
+        check_known_keys(params or {}, known, where, f"parameter for '{name}'")
     try:
         return cls(**(params or {}))
     except TypeError as exc:
-        raise ConfigError(f"{key}.params", f"bad parameters for '{name}': {exc}") from exc
+        raise ConfigError(where, f"bad parameters for '{name}': {exc}") from exc
 
 
 def load_ranker(folder: str | Path) -> Ranker:

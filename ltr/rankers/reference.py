@@ -90,6 +90,7 @@ class CosineRanker(Ranker):
 
     kind = "cosine"
     capabilities = Capabilities(text="embeddings", trained=False)
+    DEFAULTS: dict[str, Any] = {}  # no parameters
 
     def _fit(self, data: Any) -> None:
         if data.query_embeddings is None:
@@ -125,6 +126,7 @@ class LexicalRanker(Ranker):
 
     kind = "lexical"
     capabilities = Capabilities(trained=False)
+    DEFAULTS: dict[str, Any] = {}  # no parameters
 
     def _fit(self, data: Any) -> None:
         from ltr.features.text_match import COVERAGE_COLUMN

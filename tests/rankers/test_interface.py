@@ -75,8 +75,8 @@ def test_mmoe_learns_the_planted_relevance(name, tiny_log_dir):
 def test_bad_inputs(data, tmp_path):
     with pytest.raises(ConfigError, match="model.name"):
         make_ranker("lightgbm")
-    with pytest.raises(ConfigError, match="model.trainable_layers"):
-        make_ranker("mmoe", {"trainable_layers": -1}).fit(data)
+    with pytest.raises(ConfigError, match="model.params.trainable_layers"):
+        make_ranker("mmoe", {"trainable_layers": -1})  # refused at construction
     with pytest.raises(ConfigError, match="model.lce_weight"):
         make_ranker("mmoe", {"lce_weight": 1.0}).fit(data)  # LCE trains a tuned encoder
     ranker = make_ranker("cosine").fit(data)
@@ -158,3 +158,13 @@ def test_benchmark_without_judgements_reports_engagement_only(tiny_log_dir, tmp_
     md = (tmp_path / "bench" / "results.md").read_text()
     assert "no human judgements" in md and "mrr@10_click" in md
     assert (tmp_path / "bench" / "results.png").exists()
+
+
+@pytest.mark.parametrize("name", ["mmoe", "ple", "cosine", "lexical", "bm25", "hybrid",
+                                  "xgboost", "dcnv2"])
+def test_unknown_parameters_are_refused_not_ignored(name):
+    from ltr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown parameter") as err:
+        make_ranker(name, {"no_such_parameter": 1}, "models[3].name")
+    assert err.value.key == "models[3].params.no_such_parameter"
