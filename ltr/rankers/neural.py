@@ -17,7 +17,7 @@ Baselines (end of this module, ``docs/rankers_neural.md``): :class:`DCNV2Ranker`
 from __future__ import annotations
 
 import copy
-import time
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +40,7 @@ from ltr.models.tabular_backbones import (
     check_tabnet_arch,
 )
 from ltr.rankers.base import Capabilities, Ranker, ranker_inputs, ranking_target
+from ltr.training.trainer import fit_best
 
 
 def list_scores(backbone: nn.Module, numeric: torch.Tensor, categorical: torch.Tensor
@@ -155,34 +156,15 @@ class NeuralRanker(Ranker):
         self.backbone_ = self.build_backbone(self.dims_["n_numeric"],
                                              self.dims_["cardinalities"], dict(p["arch"]))
         module = _ScoreModule(self.backbone_, p["loss"], p["lr"], p["weight_decay"])
-        best: dict[str, Any] = {"score": -1.0, "state": None}
-
-        class KeepBest(pl.Callback):
-            # on_validation_end, not on_validation_epoch_end: callback epoch-end hooks run
-            # before the module's, which logs this epoch's val/ndcg@10
-            def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-                if trainer.sanity_checking:
-                    return
-                score = float(trainer.callback_metrics.get("val/ndcg@10", -1.0))
-                if score > best["score"]:
-                    best["score"] = score
-                    best["state"] = {k: v.detach().clone() for k, v in
-                                     pl_module.backbone.state_dict().items()}
-
-        trainer = pl.Trainer(max_epochs=p["max_epochs"], accelerator="cpu", devices=1,
-                             logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False,
-                             callbacks=[pl.callbacks.EarlyStopping("val/ndcg@10", mode="max",
-                                                                   patience=p["patience"]),
-                                        KeepBest(), *self.callbacks])
-        t0 = time.perf_counter()
-        trainer.fit(module, DataLoader(TensorDataset(*train), batch_size=p["batch_size"],
-                                       shuffle=True),
-                    DataLoader(TensorDataset(*valid), batch_size=256))
-        self.train_seconds_ = time.perf_counter() - t0
-        if best["state"] is not None:
-            self.backbone_.load_state_dict(best["state"])
-            self.best_score_ = best["score"]
+        fit = fit_best(module, train_dataloaders=DataLoader(TensorDataset(*train),
+                                                            batch_size=p["batch_size"],
+                                                            shuffle=True),
+                       val_dataloaders=DataLoader(TensorDataset(*valid), batch_size=256),
+                       max_epochs=p["max_epochs"], patience=p["patience"],
+                       callbacks=self.callbacks)
+        self.train_seconds_ = fit.seconds
+        if not math.isnan(fit.best_score):
+            self.best_score_ = fit.best_score
         self.backbone_.eval()
 
     def _score(self, lists: Any, data: Any) -> np.ndarray:
