@@ -53,6 +53,7 @@ class ConfigError(LtrError, ValueError):
 
     def __init__(self, key: str, problem: str) -> None:
         self.key = key
+        self.problem = problem
         super().__init__(f"config key '{key}': {problem}")
 
 

@@ -311,6 +311,10 @@ def make_ranker(name: str, params: dict[str, Any] | None = None,
         return cls(**(params or {}))
     except TypeError as exc:
         raise ConfigError(where, f"bad parameters for '{name}': {exc}") from exc
+    except ConfigError as exc:  # the classes name their parameters model.params.<key>
+        if exc.key.startswith("model.params") and where != "model.params":
+            raise ConfigError(where + exc.key[len("model.params"):], exc.problem) from exc
+        raise
 
 
 def load_ranker(folder: str | Path) -> Ranker:

@@ -168,3 +168,7 @@ def test_unknown_parameters_are_refused_not_ignored(name):
     with pytest.raises(ConfigError, match="unknown parameter") as err:
         make_ranker(name, {"no_such_parameter": 1}, "models[3].name")
     assert err.value.key == "models[3].params.no_such_parameter"
+    if name in ("mmoe", "ple", "dcnv2"):  # ranges, named where the config holds them
+        with pytest.raises(ConfigError) as err:
+            make_ranker(name, {"lr": -0.1}, "models[3].name")
+        assert str(err.value) == "config key 'models[3].params.lr': must be > 0, got -0.1"
