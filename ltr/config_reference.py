@@ -166,7 +166,8 @@ def signature_rows(obj: Any, prefix: str, skip: set[str] = frozenset(),
     return rows
 
 
-def dataclass_rows(cls: type, prefix: str, skip: set[str] = frozenset()) -> list[tuple]:
+def dataclass_rows(cls: type, prefix: str, skip: set[str] = frozenset(),
+                   ranges: dict[str, Any] | None = None) -> list[tuple]:
     """Rows of a dataclass's fields; descriptions from the field's comment, the class's
     ``Args:`` section or its module docstring's key table."""
     module_doc = inspect.getmodule(cls).__doc__ or ""
@@ -182,7 +183,8 @@ def dataclass_rows(cls: type, prefix: str, skip: set[str] = frozenset()) -> list
             default = _default(f.default_factory())
         else:
             default = "required"
-        rows.append((f"{prefix}{f.name}", _type(f.type), default, docs.get(f.name, "")))
+        rows.append((f"{prefix}{f.name}", _type(f.type), default,
+                     _with_range(docs.get(f.name, ""), (ranges or {}).get(f.name))))
     return rows
 
 
@@ -233,7 +235,7 @@ def reference() -> str:
     section("`data.labels` (and `labels` of `ltr label`)",
             "How labels are derived (`ltr.labels.config.LabelConfig`). `data.labels` may "
             "instead be the path of a folder `ltr label` wrote for the same training window.",
-            dataclass_rows(LabelConfig, "labels."))
+            dataclass_rows(LabelConfig, "labels.", ranges=LabelConfig.RANGES))
     import ltr.labels.cli as label_module
     import ltr.rankers.benchmark as bench_module
 

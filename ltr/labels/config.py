@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from ltr.checks import Range, check_ranges
 from ltr.errors import ConfigError, check_known_keys
 
 NORMALISATIONS = ("query_percentile", "global_percentile", "none")
@@ -50,10 +51,27 @@ class LabelConfig:
     # quantiles: share of pairs in each grade (lowest first); thresholds: n_grades-1 cut points
     grade_values: list[float] = field(default_factory=lambda: [0.2, 0.25, 0.25, 0.2, 0.1])
 
+    # numeric constraints (ltr.checks), checked first: a wrong type names its key too
+    RANGES: ClassVar[dict[str, Range]] = {
+        "em_max_iter": Range(ge=1, integer=True), "prior_min_evidence": Range(ge=0),
+        "prior_strength_max": Range(gt=0),
+        "prior_exposure_bins": Range(ge=1, integer=True),
+        "prior_similarity_bins": Range(ge=1, integer=True),
+        "click_weight": Range(ge=0), "cart_weight": Range(ge=0),
+        "purchase_weight": Range(ge=0), "behaviour_weight": Range(ge=0, le=1),
+        "low_evidence_weight": Range(ge=0, le=1), "min_evidence": Range(ge=0),
+        "n_grades": Range(ge=2, integer=True)}
+
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
+        check_ranges(vars(self), self.RANGES, "labels")
+        if not isinstance(self.grade_values, list | tuple) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool)
+                for v in self.grade_values):
+            raise ConfigError("labels.grade_values", f"must be a list of numbers, got "
+                              f"{self.grade_values!r}")
         if self.position_bias not in ("pbm_em", "none"):
             raise ConfigError("labels.position_bias",
                               f"must be 'pbm_em' or 'none', got {self.position_bias!r}")

@@ -225,7 +225,12 @@ class RankingService:
                                           customers, pairs, products,
                                           needs_title=self.uses_texts, neighbours=neighbours)
         self.loaded_at = time.time()
-        self._slots = FairSlots(max(1, int(max_concurrent or os.cpu_count() or 1)))
+        slots = max(1, int(max_concurrent or os.cpu_count() or 1))
+        self._slots = FairSlots(slots)
+        if self.uses_embeddings:  # one encoding beside each admitted request's lookups
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.assembler.encode_pool = ThreadPoolExecutor(slots, "ltr-encode")
         if num_threads is not None:
             self.set_threads(num_threads)
 

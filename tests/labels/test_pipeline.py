@@ -89,3 +89,19 @@ def test_bad_inputs(log):
     bad = pd.DataFrame({"query": ["x"], "product_id": ["not-an-int"]})
     with pytest.raises(DataValidationError, match="product_id type differs"):
         derive_labels(imp, LabelConfig(), variant="behaviour_only", extra_pairs=bad)
+
+
+@pytest.mark.parametrize("values,key", [
+    ({"behaviour_weight": "x"}, "labels.behaviour_weight"),
+    ({"em_max_iter": "a"}, "labels.em_max_iter"),
+    ({"prior_min_evidence": None}, "labels.prior_min_evidence"),
+    ({"n_grades": 2.5}, "labels.n_grades"),
+    ({"grade_values": ["a"]}, "labels.grade_values"),
+])
+def test_label_config_wrong_types_name_the_key(values, key):
+    from ltr.errors import ConfigError
+    from ltr.labels.config import LabelConfig
+
+    with pytest.raises(ConfigError) as err:
+        LabelConfig(**values)
+    assert err.value.key == key
