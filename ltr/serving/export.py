@@ -57,7 +57,7 @@ from ltr.io import current_umask, write_json, write_table
 from ltr.progress import step
 from ltr.serving import service as layout
 from ltr.serving.features import Schema
-from ltr.serving.manifest import write_manifest
+from ltr.serving.manifest import verify_package, write_manifest
 from ltr.serving.requests import RankRequest
 from ltr.serving.tables import plain
 
@@ -368,6 +368,8 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
         with step("wrote the model, tables, embeddings and encoders"):
             _write_contents(tmp, ranker, data, encoder, args, copy_encoder,
                             include_customers, onnx)
+        del encoder  # the service loads its own; the peak is then one encoder, not two
+        gc.collect()
         info = {
             "kind": ranker.kind, "outputs": list(ranker.output_names),
             "tasks": list(data.tasks),
@@ -388,9 +390,9 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
             metrics = {"evaluation": evaluation(ranker, data), "parity": parity}
         write_json(metrics, tmp / layout.METRICS)
         write_manifest(tmp, info)
-        del service  # one service in memory at a time: the peak is a service, not two
+        del service
         gc.collect()
-        RankingService(tmp)  # loads with full verification, as a service will
+        verify_package(tmp)  # every file against the final manifest, as a service checks it
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
