@@ -108,8 +108,6 @@ class RequestAssembler:
                  neighbours: Any = None) -> None:
         self.schema = schema
         self.neighbours = neighbours  # ltr.features.neighbours.QueryNeighbours or None
-        # a concurrent.futures executor for query encoding (set by the service), or None
-        self.encode_pool: Any = None
         needed = set(preprocessor.spec.numeric_inputs)
         self.needs_coverage = COVERAGE_COLUMN in needed
         self.catalog_tokens = None  # the catalog's lexical text, analysed once
@@ -221,10 +219,6 @@ class RequestAssembler:
             if record is not None:
                 cust_records[r] = record
             queries.append(req.query)
-        # the query encoding runs beside the table lookups below (ONNX Runtime and torch
-        # release the GIL): a cold request's latency is the longer of the two, not the sum
-        pending = self.encode_pool.submit(embed, queries) \
-            if embed is not None and self.encode_pool is not None else None
         rows = np.asarray(cat_rows, dtype=np.int64)
         group = np.repeat(np.arange(len(requests)), counts)
         table: dict[str, np.ndarray] = {}
@@ -246,8 +240,7 @@ class RequestAssembler:
         table["query"] = q_of_row
         if self.needs_coverage:
             table[COVERAGE_COLUMN] = self._coverage(queries, rows, counts, records, table)
-        q_emb = pending.result() if pending is not None else \
-            embed(queries) if embed is not None else None
+        q_emb = embed(queries) if embed is not None else None
         if self.needs_neighbours:
             if self.neighbours is None or q_emb is None:
                 raise RuntimeError("the model reads neighbour features: the package needs "

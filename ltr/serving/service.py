@@ -225,12 +225,7 @@ class RankingService:
                                           customers, pairs, products,
                                           needs_title=self.uses_texts, neighbours=neighbours)
         self.loaded_at = time.time()
-        slots = max(1, int(max_concurrent or os.cpu_count() or 1))
-        self._slots = FairSlots(slots)
-        if self.uses_embeddings:  # one encoding beside each admitted request's lookups
-            from concurrent.futures import ThreadPoolExecutor
-
-            self.assembler.encode_pool = ThreadPoolExecutor(slots, "ltr-encode")
+        self._slots = FairSlots(max(1, int(max_concurrent or os.cpu_count() or 1)))
         if num_threads is not None:
             self.set_threads(num_threads)
 
