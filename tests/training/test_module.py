@@ -104,7 +104,7 @@ def test_fixed_score_and_bad_settings(dm):
             LtrModule(tasks=TASKS, **SMALL, **kwargs, feature_dims=dm.feature_dims)
 
 
-def test_self_distillation_softens_the_targets_then_restores_them(dm):
+def test_self_distillation_softens_the_targets_then_restores_them(dm, tmp_path):
     """After each round the relevance targets become alpha * label + (1 - alpha) * the
     teacher's grade; the original labels come back when training ends."""
     labels = dm.prepared.train.labels["relevance"]
@@ -122,7 +122,7 @@ def test_self_distillation_softens_the_targets_then_restores_them(dm):
             feature_dims=dm.feature_dims)
     trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False,
                          enable_progress_bar=False, enable_model_summary=False,
-                         enable_checkpointing=False)
+                         enable_checkpointing=False, default_root_dir=str(tmp_path))
     trainer.fit(m, dm)
     known = np.isfinite(before)
     assert not np.allclose(seen[0][known], before[known])  # softened after round 1
