@@ -79,13 +79,45 @@ def coerce_column(df: pd.DataFrame, col: Column, source: str) -> pd.Series:
     if col.kind == "datetime":
         if pd.api.types.is_datetime64_any_dtype(s):
             return s
-        if pd.api.types.is_numeric_dtype(s):
-            return pd.to_datetime(s, unit="s", errors="coerce")
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            return _epoch(s, df, col, source)
         out = pd.to_datetime(s, errors="coerce", format="mixed")
         offending(source, col.name, out.isna().to_numpy() & ~missing, df,
                   "are not parseable timestamps")
         return out
     raise ValueError(f"unknown column kind {col.kind!r}")
+
+
+# Unix epoch units, detected by magnitude: a timestamp between 1973-03-03 (1e8 s) and
+# 2286-11-20 (1e10 s) is in seconds, x 1e3 in milliseconds, x 1e6 microseconds, x 1e9
+# nanoseconds. The ranges do not overlap, so the unit of every value is unambiguous.
+EPOCH_UNITS = (("s", 1.0), ("ms", 1e3), ("us", 1e6), ("ns", 1e9))
+
+
+def _epoch(s: pd.Series, df: pd.DataFrame, col: Column, source: str) -> pd.Series:
+    """Numeric timestamps: the epoch unit is read from the magnitude; a value of no unit,
+    or a column that mixes units, is refused naming its rows."""
+    values = s.to_numpy(dtype=float)
+    finite = np.isfinite(values)
+    offending(source, col.name, np.isinf(values), df, "are infinite")
+    unit_of = np.full(len(values), -1)
+    for i, (_, scale) in enumerate(EPOCH_UNITS):
+        unit_of[finite & (values >= 1e8 * scale) & (values < 1e10 * scale)] = i
+    offending(source, col.name, finite & (unit_of < 0), df,
+              "are numbers but not Unix timestamps in seconds, milliseconds, microseconds or "
+              "nanoseconds between 1973 and 2286")
+    if not finite.any():
+        return pd.Series(pd.NaT, index=s.index, name=col.name, dtype="datetime64[ns]")
+    counts = np.bincount(unit_of[finite], minlength=len(EPOCH_UNITS))
+    unit = int(np.argmax(counts))
+    names = [EPOCH_UNITS[i][0] for i in np.flatnonzero(counts)]
+    offending(source, col.name, finite & (unit_of != unit), df,
+              f"are Unix timestamps in another unit than the column's other rows "
+              f"({EPOCH_UNITS[unit][0]}; units found: {names})")
+    exact = s.to_numpy() if pd.api.types.is_integer_dtype(s) else \
+        np.where(finite, values, np.nan)  # integers keep their nanoseconds exactly
+    out = pd.to_datetime(exact, unit=EPOCH_UNITS[unit][0])
+    return pd.Series(out, index=s.index, name=col.name)
 
 
 def _as_id(s: pd.Series) -> pd.Series:

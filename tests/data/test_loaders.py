@@ -146,3 +146,26 @@ def test_bundled_sample_is_valid():
     assert log.judgements is not None and log.judgements["query"].nunique() == 40
     assert len(log.impressions) > 100_000
     assert set(log.impressions["product_id"]) <= set(log.products["product_id"])
+
+
+@pytest.mark.parametrize("scale", [1, 1_000, 1_000_000, 1_000_000_000])
+def test_epoch_timestamps_in_any_unit_read_the_same(tiny_tables, tmp_path, scale):
+    """Seconds, milliseconds, microseconds and nanoseconds since the epoch are told apart
+    by magnitude; all give the same times (before, milliseconds became NaT silently)."""
+    times = pd.to_datetime(tiny_tables["impressions"]["timestamp"])
+    seconds = (times - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    tiny_tables["impressions"]["timestamp"] = seconds.astype("int64") * scale
+    log = load_log(write_tables(tiny_tables, tmp_path / f"log{scale}", "parquet"))
+    assert (log.impressions["timestamp"].to_numpy() == times.to_numpy()).all()
+
+
+@pytest.mark.parametrize("values,problem", [
+    ([1_767_261_600, 1_767_261_600_000], "another unit"),
+    ([1_767_261_600, 42], "not Unix timestamps"),
+])
+def test_epoch_timestamps_of_mixed_or_no_unit_are_refused(tiny_tables, tmp_path, values,
+                                                          problem):
+    stamps = [values[0]] * len(tiny_tables["impressions"])
+    stamps[-1] = values[1]
+    tiny_tables["impressions"]["timestamp"] = stamps
+    _expect(tiny_tables, tmp_path, "impressions", "timestamp", problem)
