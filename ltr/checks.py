@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ltr.errors import ConfigError
 
 
@@ -61,6 +63,21 @@ class Range:
                     or (self.ge is not None and not value >= self.ge)
                     or (self.lt is not None and not value < self.lt)
                     or (self.le is not None and not value <= self.le))
+
+
+    def ok_array(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`ok` for a float array (NaN is "missing": allowed when optional)."""
+        values = np.asarray(values, dtype=float)
+        good = np.isfinite(values)
+        if self.integer:
+            good &= values == np.round(values)
+        for bound, test in ((self.gt, np.greater), (self.ge, np.greater_equal),
+                            (self.lt, np.less), (self.le, np.less_equal)):
+            if bound is not None:
+                good &= test(values, bound, where=np.isfinite(values), out=np.zeros_like(good))
+        if self.optional:
+            good |= np.isnan(values)
+        return good
 
 
 def _num(x: float) -> str:

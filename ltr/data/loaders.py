@@ -15,12 +15,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ltr.checks import Range
 from ltr.data.schema import CUSTOMERS, IMPRESSIONS, JUDGEMENTS, PRODUCTS
 from ltr.data.validate import coerce_column, offending, require_columns, validate_table
 from ltr.errors import DataValidationError
 from ltr.io import TABLE_SUFFIXES, read_table
 
 PathLike = str | os.PathLike[str]
+
+
+# the catalog's value ranges: checked on every catalog table and on every product record a
+# ranking request sends (ltr.serving.features)
+PRODUCT_RANGES = {"price": Range(gt=0), "rating": Range(ge=1, le=5, optional=True),
+                  "review_count": Range(ge=0, optional=True)}
 
 
 def load_products(path: PathLike, absent: list[str] | None = None) -> pd.DataFrame:
@@ -31,10 +38,10 @@ def load_products(path: PathLike, absent: list[str] | None = None) -> pd.DataFra
 def check_products(df: pd.DataFrame, src: str, absent: list[str] | None = None) -> pd.DataFrame:
     """Validate an in-memory catalog (``src`` names it in errors)."""
     df, missing = validate_table(df, PRODUCTS, src)
-    offending(src, "price", ~(df["price"] > 0), df, "have price <= 0")
-    rating = df["rating"]
-    offending(src, "rating", rating.notna() & ~rating.between(1, 5), df, "have rating outside 1..5")
-    offending(src, "review_count", df["review_count"] < 0, df, "have review_count < 0")
+    for column, rule in PRODUCT_RANGES.items():
+        if column in df:
+            offending(src, column, ~rule.ok_array(df[column].to_numpy(dtype=float)), df,
+                      f"have {column} outside its range: it must be {rule.describe()}")
     if absent is not None:
         absent.extend(missing)
     return df

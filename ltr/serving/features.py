@@ -24,6 +24,7 @@ request is *warm* when one of its rows has (query, product) history, as a traini
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,11 +33,12 @@ import numpy as np
 import pandas as pd
 
 from ltr.data.groups import pad_groups
+from ltr.data.loaders import PRODUCT_RANGES
 from ltr.features.derived import derived_columns
 from ltr.features.neighbours import NEIGHBOUR_COLUMNS
 from ltr.features.preprocess import Preprocessor
 from ltr.features.text_match import COVERAGE_COLUMN, coverage_column, row_texts
-from ltr.serving.requests import RankRequest, RequestError, check_request
+from ltr.serving.requests import RankRequest, RequestError, check_request, check_text
 from ltr.serving.tables import ColumnStore, key_of, object_array
 from ltr.training.lists import WARM_COLUMN, ListData
 
@@ -133,7 +135,11 @@ class RequestAssembler:
     # ------------------------------------------------------------------ records
     @staticmethod
     def _record(item: Mapping[str, Any], fields: dict[str, str], where: str,
-                id_field: str | None) -> dict[str, Any]:
+                id_field: str | None, ranges: Mapping[str, Any] | None = None
+                ) -> dict[str, Any]:
+        """A validated record: known fields only; numbers finite, within a 64-bit float
+        and within the catalog's ranges (``ranges``, as :func:`ltr.data.check_products`
+        checks the catalog); text valid Unicode."""
         known = set(fields) | ({id_field} if id_field else set())
         for name, value in item.items():
             if name not in known:
@@ -142,10 +148,26 @@ class RequestAssembler:
                 continue
             if value is None:
                 continue
+            if isinstance(value, str):
+                check_text(value, f"{where}.{name}")
             if fields[name] == "number":
-                if isinstance(value, str) or not isinstance(value, int | float | np.number):
+                if isinstance(value, str | bool) or not isinstance(value, int | float |
+                                                                   np.number):
                     raise RequestError(f"{where}.{name}", f"expected a number or null, got "
                                        f"{value!r}")
+                try:
+                    number = float(value)
+                except OverflowError:
+                    raise RequestError(f"{where}.{name}", "is too large for a 64-bit "
+                                       "float") from None
+                if math.isnan(number):  # missing, as null
+                    continue
+                if math.isinf(number):
+                    raise RequestError(f"{where}.{name}", f"must be finite, got {value!r}")
+                rule = (ranges or {}).get(name)
+                if rule is not None and not rule.ok(number):
+                    raise RequestError(f"{where}.{name}", f"must be {rule.describe()} (as in "
+                                       f"the catalog), got {value!r}")
             elif not isinstance(value, str | int | float | bool | np.number):
                 raise RequestError(f"{where}.{name}", f"expected a string, number or null, "
                                    f"got {type(value).__name__}")
@@ -157,7 +179,8 @@ class RequestAssembler:
             if "product_id" not in item or not _is_id(item["product_id"]):
                 raise RequestError(f"{where}.product_id", "a product record needs a "
                                    "product_id (string or integer)")
-            record = self._record(item, self.product_fields, where, "product_id")
+            record = self._record(item, self.product_fields, where, "product_id",
+                                  PRODUCT_RANGES)
             title = record.get(self.schema.title_column)
             if self.needs_title and not (isinstance(title, str) and title.strip()):
                 raise RequestError(f"{where}.{self.schema.title_column}", "missing: the model "

@@ -88,10 +88,20 @@ def as_request(value: RankRequest | Mapping[str, Any], where: str = "request") -
                        value.get("top_k"))
 
 
+def check_text(value: str, where: str) -> None:
+    """Refuse a string that is not valid Unicode (a lone surrogate cannot be encoded)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(where, f"is not valid Unicode text ({exc.reason} at character "
+                           f"{exc.start})") from None
+
+
 def check_request(req: RankRequest, prefix: str = "") -> None:
     """Shape checks that need no package knowledge (query, products list, top_k)."""
     if not isinstance(req.query, str) or not req.query.strip():
         raise RequestError(f"{prefix}query", f"must be a non-empty string, got {req.query!r}")
+    check_text(req.query, f"{prefix}query")
     if isinstance(req.products, str | bytes | Mapping) or not isinstance(req.products,
                                                                        Sequence):
         raise RequestError(f"{prefix}products", "must be a list of product ids or records, "

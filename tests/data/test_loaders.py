@@ -104,7 +104,7 @@ def test_duplicate_product_and_bad_price(tiny_tables, tmp_path):
     bad = tiny_tables["products"].copy()
     bad.loc[1, "price"] = -5.0
     tiny_tables["products"] = bad
-    _expect(tiny_tables, tmp_path, "products", "price", "price <= 0")
+    _expect(tiny_tables, tmp_path, "products", "price", "price outside its range: it must be > 0")
     dup = pd.concat([tiny_tables["products"].iloc[:1]] * 2)
     dup["price"] = 10.0
     path = tmp_path / "dup.csv"

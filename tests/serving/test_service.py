@@ -168,6 +168,18 @@ def test_unseen_query_is_encoded(packages):
     ({"query": "bed", "products": ["FIRST"], "customer": [1]}, "customer"),
     ({"query": "bed", "products": ["FIRST"], "customer": {"segment": {"a": 1}}},
      "customer.segment"),
+    # values outside the catalog contract, numbers that do not fit, text that is not Unicode
+    ({"query": "bed", "products": [{"product_id": "n", "title": "x", "price": -5}]},
+     "products[0].price"),
+    ({"query": "bed", "products": [{"product_id": "n", "title": "x", "price": float("inf")}]},
+     "products[0].price"),
+    ({"query": "bed", "products": [{"product_id": "n", "title": "x", "price": 10**400}]},
+     "products[0].price"),
+    ({"query": "bed", "products": [{"product_id": "n", "title": "x", "rating": 50}]},
+     "products[0].rating"),
+    ({"query": "bed \ud800", "products": ["FIRST"]}, "query"),
+    ({"query": "bed", "products": [{"product_id": "n", "title": "x \udfff"}]},
+     "products[0].title"),
 ])
 def test_invalid_requests_name_the_field(kwargs, field, packages):
     service = RankingService(packages["mmoe"][1])
