@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ltr.errors import ConfigError
-from ltr.models.blocks import mlp
+from ltr.models.blocks import PositionBias, check_shape, mlp
 
 
 class MMoE(nn.Module):
@@ -49,14 +49,7 @@ class MMoE(nn.Module):
         tower_hidden = list(tower_hidden or [32])
         if not isinstance(n_experts, int) or n_experts < 1:
             raise ConfigError("model.n_experts", f"must be a positive integer, got {n_experts!r}")
-        for key, widths in (("model.bottom", bottom), ("model.expert_hidden", expert_hidden),
-                            ("model.tower_hidden", tower_hidden)):
-            if any(not isinstance(w, int) or w < 1 for w in widths):
-                raise ConfigError(key, f"widths must be positive integers, got {widths}")
-        if not expert_hidden:
-            raise ConfigError("model.expert_hidden", "needs at least one layer")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout}")
+        check_shape(bottom, expert_hidden, tower_hidden, dropout)
         self.tasks = list(tasks)
         self.bottom = mlp(in_dim, bottom, dropout)
         d = bottom[-1] if bottom else in_dim
@@ -64,13 +57,7 @@ class MMoE(nn.Module):
         self.gates = nn.ModuleDict({t: nn.Linear(d, n_experts) for t in self.tasks})
         self.towers = nn.ModuleDict({t: mlp(expert_hidden[-1], tower_hidden, dropout, 1)
                                      for t in self.tasks})
-        self.max_position = max_position
-        self.position_bias = None
-        if position_tower:
-            if "click" not in self.tasks:
-                raise ConfigError("model.position_tower", "needs the 'click' task")
-            self.position_bias = nn.Sequential(nn.Embedding(max_position + 1, 8), nn.ReLU(),
-                                               nn.Linear(8, 1))
+        self.position_bias = PositionBias.for_tasks(self.tasks, position_tower, max_position)
 
     def forward(self, x: torch.Tensor, position: torch.Tensor | None = None
                 ) -> dict[str, torch.Tensor]:
@@ -82,9 +69,8 @@ class MMoE(nn.Module):
         for t in self.tasks:
             gate = torch.softmax(self.gates[t](h), dim=-1).unsqueeze(-1)  # [..., E, 1]
             out[t] = self.towers[t]((gate * experts).sum(dim=-2)).squeeze(-1)
-        if self.position_bias is not None and self.training and position is not None:
-            pos = position.clamp(0, self.max_position).long()
-            out["click"] = out["click"] + self.position_bias(pos).squeeze(-1)
+        if self.position_bias is not None:
+            out = self.position_bias.add_to(out, position, self.training)
         return out
 
     def gate_weights(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ltr.errors import ConfigError
-from ltr.models.blocks import mlp
+from ltr.models.blocks import PositionBias, check_shape, mlp
 
 
 class _Level(nn.Module):
@@ -88,12 +88,7 @@ class PLE(nn.Module):
                            ("model.backbone_args.levels", levels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
-        for key, widths in (("model.bottom", bottom), ("model.expert_hidden", expert_hidden),
-                            ("model.tower_hidden", tower_hidden)):
-            if any(not isinstance(w, int) or w < 1 for w in widths):
-                raise ConfigError(key, f"widths must be positive integers, got {widths}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout}")
+        check_shape(bottom, expert_hidden, tower_hidden, dropout)
         self.tasks = list(tasks)
         self.bottom = mlp(in_dim, bottom, dropout)
         d = bottom[-1] if bottom else in_dim
@@ -103,13 +98,7 @@ class PLE(nn.Module):
                                       last=level == levels - 1))
             d = expert_hidden[-1]
         self.towers = nn.ModuleDict({t: mlp(d, tower_hidden, dropout, 1) for t in self.tasks})
-        self.max_position = max_position
-        self.position_bias = None
-        if position_tower:
-            if "click" not in self.tasks:
-                raise ConfigError("model.position_tower", "needs the 'click' task")
-            self.position_bias = nn.Sequential(nn.Embedding(max_position + 1, 8), nn.ReLU(),
-                                               nn.Linear(8, 1))
+        self.position_bias = PositionBias.for_tasks(self.tasks, position_tower, max_position)
 
     def forward(self, x: torch.Tensor, position: torch.Tensor | None = None
                 ) -> dict[str, torch.Tensor]:
@@ -119,7 +108,6 @@ class PLE(nn.Module):
         for level in self.levels:
             task_in, shared_in = level(task_in, shared_in)
         out = {t: self.towers[t](task_in[t]).squeeze(-1) for t in self.tasks}
-        if self.position_bias is not None and self.training and position is not None:
-            pos = position.clamp(0, self.max_position).long()
-            out["click"] = out["click"] + self.position_bias(pos).squeeze(-1)
+        if self.position_bias is not None:
+            out = self.position_bias.add_to(out, position, self.training)
         return out
