@@ -37,5 +37,9 @@ def neutral_order(keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def reorder(order: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Each ``[G, L]`` array with its slots taken in ``order``."""
-    return tuple(np.take_along_axis(np.asarray(a), order, axis=1) for a in arrays)
+    """Each ``[G, L, ...]`` array with its slots taken in ``order`` (``[G, L]``)."""
+    out = []
+    for a in map(np.asarray, arrays):
+        idx = order.reshape(order.shape + (1,) * (a.ndim - 2))
+        out.append(np.take_along_axis(a, idx, axis=1))
+    return tuple(out)

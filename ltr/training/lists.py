@@ -71,13 +71,12 @@ class ListData:
     def in_neutral_order(self) -> ListData:
         """A copy with each list's slots in the neutral tie order (:mod:`ltr.metrics.ties`):
         for code that ranks with row-order ties (training losses, early stopping)."""
-        from ltr.metrics.ties import neutral_order
+        from ltr.metrics.ties import neutral_order, reorder
 
         order = neutral_order(self.tie_key, self.mask)
 
         def take(a: np.ndarray) -> np.ndarray:
-            idx = order if a.ndim == 2 else order[..., None]
-            return np.take_along_axis(a, idx, axis=1)
+            return reorder(order, a)[0]
 
         return ListData(keys=self.keys, numeric=take(self.numeric),
                         categorical=take(self.categorical), query_text=self.query_text,

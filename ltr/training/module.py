@@ -521,7 +521,7 @@ class LtrModule(pl.LightningModule):
         target, known = self._target(batch, mask)
         valid = mask & known
         stacked = self._stack(out, evidence).detach().float().cpu().numpy()
-        stacked = np.take_along_axis(stacked, order[..., None], axis=1)
+        stacked = reorder(order, stacked)[0]
         self._val_parts.append({
             "outputs": stacked, "target": target, "valid": valid,
             "warm": np.zeros(len(mask), bool) if warm is None else
