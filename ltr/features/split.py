@@ -73,6 +73,29 @@ def held_out_queries(queries: list[str] | set[str], folds: int, fold: int,
     return {q for q, f in assignment.items() if f == fold}
 
 
+DEFAULT_SPLIT = {"history_days": 7, "valid_days": 3, "test_days": 4}
+
+
+def full_split(split: dict[str, Any] | None) -> dict[str, Any]:
+    """``split`` with the defaults of :data:`DEFAULT_SPLIT` filled in; unknown keys
+    refused."""
+    split = {**DEFAULT_SPLIT, **(split or {})}
+    unknown = set(split) - set(DEFAULT_SPLIT)
+    if unknown:
+        raise ConfigError(f"data.split.{sorted(unknown)[0]}", "unknown key")
+    return split
+
+
+def window_description(split: dict[str, Any] | None, folds: int = 0, fold: int = 0,
+                       seed: int = 0) -> dict[str, Any]:
+    """The settings that define a training window (what a label artifact records):
+    the full split, and the fold, fold count and seed when queries are held out."""
+    out: dict[str, Any] = {"split": full_split(split)}
+    if folds and folds > 1:
+        out.update(folds=folds, fold=fold, seed=seed)
+    return out
+
+
 def training_window(impressions: pd.DataFrame, judged_queries: set[str] | None,
                     split: dict[str, Any] | None, folds: int = 0, fold: int = 0,
                     seed: int = 0, source: str = "impressions"
@@ -81,10 +104,7 @@ def training_window(impressions: pd.DataFrame, judged_queries: set[str] | None,
     relevance labels of a training run come from (the training window, held-out queries
     excepted) and the held-out queries. One definition for ``ltr fit`` and ``ltr label``,
     so that a label file made for a training window can be checked against it."""
-    split = {"history_days": 7, "valid_days": 3, "test_days": 4, **(split or {})}
-    unknown = set(split) - {"history_days", "valid_days", "test_days"}
-    if unknown:
-        raise ConfigError(f"data.split.{sorted(unknown)[0]}", "unknown key")
+    split = full_split(split)
     windows = time_windows(impressions, split["history_days"], split["valid_days"],
                            split["test_days"], source)
     queries = set(impressions["query"].astype(str)) | set(judged_queries or ())

@@ -119,7 +119,7 @@ def labelled_window(log, window: dict[str, Any] | None, source: str
     ``window: {split, folds, fold, seed}`` exactly the training window ``ltr fit`` with the
     same data settings labels (:func:`ltr.features.split.training_window`)."""
     from ltr.errors import ConfigError
-    from ltr.features.split import training_window
+    from ltr.features.split import training_window, window_description
 
     if not window:
         return log.impressions, {}
@@ -127,13 +127,10 @@ def labelled_window(log, window: dict[str, Any] | None, source: str
     if unknown:
         raise ConfigError(f"window.{unknown[0]}", "unknown key; known: ['fold', 'folds', "
                           "'seed', 'split']")
-    split = {"history_days": 7, "valid_days": 3, "test_days": 4, **(window.get("split") or {})}
     folds, fold, seed = int(window.get("folds") or 0), int(window.get("fold") or 0), \
         int(window.get("seed") or 0)
+    described = window_description(window.get("split"), folds, fold, seed)
     judged = set(log.judgements["query"].astype(str)) if log.judgements is not None else None
     imp = log.impressions.assign(query=log.impressions["query"].astype(str))
-    _, train, _ = training_window(imp, judged, split, folds, fold, seed, source)
-    described = {"split": split}
-    if folds > 1:
-        described.update(folds=folds, fold=fold, seed=seed)
+    _, train, _ = training_window(imp, judged, described["split"], folds, fold, seed, source)
     return imp[train], described

@@ -62,7 +62,7 @@ from ltr.features.history import PAIR_HISTORY_COLUMNS, history_features, join_hi
 from ltr.features.neighbours import QueryNeighbours
 from ltr.features.preprocess import Preprocessor
 from ltr.features.spec import FeatureSpec, check_tasks
-from ltr.features.split import training_window
+from ltr.features.split import training_window, window_description
 from ltr.features.text_match import COVERAGE_COLUMN, coverage_column, lexical_fields
 from ltr.labels.config import LabelConfig
 from ltr.labels.pipeline import derive_labels
@@ -353,11 +353,8 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     if "relevance" in tasks and artifact is not None:
         from ltr.labels.artifact import window_fingerprint
 
-        window = {"split": {"history_days": 7, "valid_days": 3, "test_days": 4,
-                            **(split or {})}}
-        if folds and folds > 1:
-            window.update(folds=folds, fold=fold, seed=seed)
-        artifact.check(window_fingerprint(train_imp), window, len(train_imp))
+        artifact.check(window_fingerprint(train_imp),
+                       window_description(split, folds, fold, seed), len(train_imp))
         label_table = artifact.labels[artifact.labels["query"].isin(set(train_imp["query"]))]
         lexical_weight = artifact.lexical_weight
         notes.append(f"labels from {artifact.path} (fingerprint {artifact.fingerprint})")
