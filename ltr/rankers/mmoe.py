@@ -19,19 +19,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ltr.checks import Range, check_ranges
+from ltr.checks import check_ranges
 from ltr.errors import ConfigError, DataValidationError
 from ltr.io import atomic_path, read_json, write_json
 from ltr.rankers.base import Capabilities, Ranker
 from ltr.training.lists import ListDataset
 from ltr.training.module import LtrModule
+from ltr.training.trainer import TRAINING_RANGES
 
 EVAL_BATCH = 256  # lists per forward pass when scoring
 TUNED_DIR = "tuned_encoder"
 TRAINER_KEYS = {"max_epochs": 8, "patience": 3, "batch_size": 64, "seed": 0,
                 "sampling": "diverse"}
-TRAINER_RANGES = {"max_epochs": Range(ge=1, integer=True), "patience": Range(ge=0, integer=True),
-                  "batch_size": Range(ge=1, integer=True), "seed": Range(integer=True)}
 
 
 class MMoERanker(Ranker):
@@ -45,7 +44,7 @@ class MMoERanker(Ranker):
     backbone = "mmoe"
 
     def __init__(self, **params: Any) -> None:
-        check_ranges(params, {**TRAINER_RANGES, **LtrModule.RANGES}, "model.params")
+        check_ranges(params, {**TRAINING_RANGES, **LtrModule.RANGES}, "model.params")
         params = {**TRAINER_KEYS, "use_text": self.use_text_default,
                   "backbone": self.backbone, **params}
         super().__init__(**params)

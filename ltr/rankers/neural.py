@@ -40,7 +40,7 @@ from ltr.models.tabular_backbones import (
     check_tabnet_arch,
 )
 from ltr.rankers.base import Capabilities, Ranker, ranker_inputs, ranking_target
-from ltr.training.trainer import fit_best
+from ltr.training.trainer import TRAINING_RANGES, fit_best
 
 
 def list_scores(backbone: nn.Module, numeric: torch.Tensor, categorical: torch.Tensor
@@ -123,9 +123,7 @@ class NeuralRanker(Ranker):
         "arch": {},  # the backbone's own arguments (pytorch-tabular names)
     }
 
-    RANGES = {"lr": Range(gt=0), "weight_decay": Range(ge=0),
-              "max_epochs": Range(ge=1, integer=True), "patience": Range(ge=0, integer=True),
-              "batch_size": Range(ge=1, integer=True), "seed": Range(integer=True)}
+    RANGES = {"lr": Range(gt=0), "weight_decay": Range(ge=0), **TRAINING_RANGES}
 
     def __init__(self, **params: Any) -> None:
         check_known_keys(params, self.DEFAULTS, "model.params", f"parameter for '{self.kind}'")

@@ -16,7 +16,13 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from ltr.checks import Range
+
 MONITOR = "val/ndcg@10"
+# the loop's own settings, as every neural ranker takes them (ltr.checks)
+TRAINING_RANGES = {"max_epochs": Range(ge=1, integer=True),
+                   "patience": Range(ge=0, integer=True),
+                   "batch_size": Range(ge=1, integer=True), "seed": Range(integer=True)}
 
 
 class KeepBest(pl.Callback):
