@@ -203,8 +203,10 @@ class Ranker(ABC):
         score = self._score(lists, data)
         return {"score": score, **{name: score for name in self.output_names}}
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the ranker to ``folder`` (created); see the module docstring."""
+    def save(self, folder: str | Path, *, pipeline: bool = True) -> Path:
+        """Write the ranker to ``folder`` (created); see the module docstring.
+        ``pipeline=False`` leaves the fitted feature pipeline out (a model package holds
+        its parts in its own layout)."""
         self._check_fitted("save")
         from ltr import __version__
 
@@ -213,7 +215,7 @@ class Ranker(ABC):
         self._save_state(folder)
         if getattr(self, "preprocessor_", None) is not None:
             write_json(self.preprocessor_, folder / "preprocessor.json")
-        if getattr(self, "pipeline_", None) is not None:
+        if pipeline and getattr(self, "pipeline_", None) is not None:
             self.pipeline_.save(folder / PIPELINE_DIR)
         write_json({"kind": self.kind, "format_version": FORMAT_VERSION,
                     "ltr_version": __version__, "params": self.params,

@@ -135,9 +135,8 @@ def find_pipeline(checkpoint: str | Path, ranker):
     from ltr.rankers.base import PIPELINE_DIR
 
     path = Path(checkpoint)
-    folder = path / PIPELINE_DIR if path.is_dir() else \
-        Path(getattr(ranker, "pipeline_path_", None) or path.parent / "__none__")
-    if not (folder / "pipeline.json").exists():
+    folder = path / PIPELINE_DIR if path.is_dir() else getattr(ranker, "pipeline_path_", None)
+    if folder is None or not (Path(folder) / "pipeline.json").exists():
         return None
     return FittedPipeline.load(folder)
 
@@ -438,11 +437,8 @@ def _write_contents(folder: Path, ranker, data, encoder, args: dict[str, Any],
     fields = [TITLE, *(text_cfg.product_fields if text_cfg else ())] if uses_texts else []
     schema = build_schema(data, fields, text_cfg.product_separator if text_cfg else " | ")
 
-    pipeline, ranker.pipeline_ = getattr(ranker, "pipeline_", None), None
-    try:  # the package holds the pipeline's parts in its own layout, not a second copy
-        ranker.save(folder / layout.MODEL_DIR)
-    finally:
-        ranker.pipeline_ = pipeline
+    # the package holds the pipeline's parts in its own layout, not a second copy
+    ranker.save(folder / layout.MODEL_DIR, pipeline=False)
     write_json(schema.to_dict(), folder / layout.FEATURES)
     write_json(args, folder / layout.DATA_CONFIG)
     catalog_cols = list(dict.fromkeys([*schema.product_columns, *fields]))
