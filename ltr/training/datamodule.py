@@ -116,8 +116,6 @@ class LtrDataModule(pl.LightningDataModule):
             raise ConfigError("data.sampling_rates", "rates must be >= 0")
         if predict_split not in ("test", "valid", "pools", "known_pools"):
             raise ConfigError("data.predict_split", "must be test, valid, pools or known_pools")
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ConfigError("data.batch_size", "must be >= 1")
         self.save_hyperparameters()
         self.tasks = tasks or ["click", "add_to_cart", "purchase", "relevance"]
         self.rates = rates if sampling == "diverse" else None

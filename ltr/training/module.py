@@ -174,16 +174,12 @@ class LtrModule(pl.LightningModule):
         if score_selection not in ("validation", "fixed"):
             raise ConfigError("model.score_selection",
                               f"must be 'validation' or 'fixed', got {score_selection!r}")
-        if trainable_layers < 0:
-            raise ConfigError("model.trainable_layers", "must be >= 0")
         if tuned_tower not in ("query", "shared"):
             raise ConfigError("model.tuned_tower", f"must be 'query' or 'shared', got "
                               f"{tuned_tower!r}")
-        if lce_weight < 0 or (lce_weight > 0 and not trainable_layers):
+        if lce_weight > 0 and not trainable_layers:  # its range: RANGES
             raise ConfigError("model.lce_weight", "must be >= 0, and > 0 only with "
                               "model.trainable_layers > 0 (it trains the text encoder)")
-        if lce_temperature <= 0:
-            raise ConfigError("model.lce_temperature", f"must be > 0, got {lce_temperature}")
         self.distill = check_distill(distill)
         dims = feature_dims or {}
         for key in ("n_numeric", "cardinalities"):
