@@ -28,12 +28,7 @@ def label_run(raw: dict[str, Any]) -> str:
     config = LabelConfig.from_dict(dict(raw.get("labels") or {}))
     text_cfg = TextConfig.from_mapping(raw.get("text"))
     log = load_log(raw["data"])
-    absent = [f for f in text_cfg.product_fields if f not in log.products.columns]
-    if absent:  # optional text fields switch on only where the catalog has them
-        import dataclasses
-
-        text_cfg = dataclasses.replace(text_cfg, product_fields=tuple(
-            f for f in text_cfg.product_fields if f not in absent))
+    text_cfg, absent = text_cfg.with_available_fields(log.products.columns)
     encoder = TextEncoder.from_config(text_cfg)
 
     def similarity(queries: np.ndarray, product_ids: np.ndarray) -> np.ndarray:

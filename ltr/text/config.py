@@ -66,6 +66,16 @@ class TextConfig:
     device: str = "cpu"
     prefix: str = field(default="text", compare=False, repr=False)
 
+    def with_available_fields(self, columns: Any) -> tuple[TextConfig, list[str]]:
+        """``(config, absent)``: the config without the ``product_fields`` that are not
+        among ``columns`` (optional text fields switch on only where the catalog has them),
+        and those left out."""
+        absent = [f for f in self.product_fields if f not in set(columns)]
+        if not absent:
+            return self, []
+        kept = tuple(f for f in self.product_fields if f not in absent)
+        return dataclasses.replace(self, product_fields=kept), absent
+
     def __post_init__(self) -> None:
         p = self.prefix
         _check_type(p, "model_name", self.model_name, str)

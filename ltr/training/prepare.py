@@ -314,12 +314,10 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
         from ltr.text import TextConfig
         text_cfg = TextConfig.from_mapping(text, "data.text")
         refuse_model_keys(text)
-        absent = [f for f in text_cfg.product_fields if f not in log.products.columns]
-        if absent:  # optional text fields switch on only where the catalog has them
+        text_cfg, absent = text_cfg.with_available_fields(log.products.columns)
+        if absent:
             notes.append(f"data.text.product_fields {absent} are not catalog columns: the "
                          "product text is the title and the other fields")
-            text_cfg = dataclasses.replace(text_cfg, product_fields=tuple(
-                f for f in text_cfg.product_fields if f not in absent))
             text = {**dict(text), "product_fields": list(text_cfg.product_fields)}
     encoder = encoder if encoder is not None or text is None else _encoder(text)
     product_cols = set(log.products.columns)
