@@ -25,6 +25,7 @@ requests of a ranking service (one call per batch).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,12 @@ def _key(value: Any) -> str:
 def _unit(matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float32)
     return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+
+
+# a saved neighbour table: the files of its folder (a model package's or a fitted
+# pipeline's ``neighbours/``)
+FILES = {"queries": "queries.parquet", "embeddings": "query_embeddings.safetensors",
+         "labels": "labels.parquet", "info": "neighbours.json"}
 
 
 class QueryNeighbours:
@@ -193,6 +200,40 @@ class QueryNeighbours:
         texts = [str(u) for u in uniques]
         emb = embed(texts) if texts else np.zeros((0, self.embeddings.shape[1]), np.float32)
         return self.columns(texts, emb, rows["product_id"].to_numpy(dtype=object), codes)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the table to ``folder`` (:data:`FILES`: Parquet, safetensors, JSON)."""
+        from safetensors.numpy import save_file
+
+        from ltr.io import write_json, write_table
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_table(pd.DataFrame({"query": self.queries}), folder / FILES["queries"])
+        save_file({"embeddings": np.ascontiguousarray(self.embeddings, dtype=np.float32)},
+                  str(folder / FILES["embeddings"]))
+        write_table(self.label_table(), folder / FILES["labels"])
+        write_json({"k": self.k, "value_column": self.value_column}, folder / FILES["info"])
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> QueryNeighbours:
+        """Read a folder written by :meth:`save`."""
+        from safetensors.numpy import load_file
+
+        from ltr.io import read_json, read_table
+
+        folder = Path(folder)
+        info = read_json(folder / FILES["info"])
+        path = folder / FILES["embeddings"]
+        try:
+            embeddings = load_file(str(path))["embeddings"]
+        except Exception as exc:  # noqa: BLE001 - any safetensors format error
+            raise DataValidationError(str(path), f"cannot be read as safetensors "
+                                      f"embeddings: {exc}") from exc
+        queries = read_table(folder / FILES["queries"])["query"].astype(str).tolist()
+        return cls(queries, embeddings, read_table(folder / FILES["labels"]), int(info["k"]),
+                   str(info["value_column"]))
 
     def label_table(self) -> pd.DataFrame:
         """``(query, product_id, value)`` rows, product ids as text keys (for packages)."""

@@ -131,13 +131,8 @@ class FittedPipeline:
         if self.sample_embeddings is not None:
             arrays["sample_embeddings"] = np.ascontiguousarray(self.sample_embeddings,
                                                                np.float32)
-        nn = None
         if self.neighbours is not None:
-            write_table(self.neighbours.label_table(), folder / "neighbours" / "labels.parquet")
-            arrays["neighbour_embeddings"] = np.ascontiguousarray(self.neighbours.embeddings,
-                                                                  np.float32)
-            nn = {"k": self.neighbours.k, "value_column": self.neighbours.value_column,
-                  "queries": list(self.neighbours.queries)}
+            self.neighbours.save(folder / "neighbours")
         sample_info = {}
         for name, lists in self.sample.items():
             for key in ARRAYS:
@@ -160,7 +155,8 @@ class FittedPipeline:
         write_json({"format_version": FORMAT_VERSION, "tasks": self.tasks,
                     "data_dir": self.data_dir, "text": self.text,
                     "lexical_fields": self.lexical_fields,
-                    "lexical_weight": self.lexical_weight, "neighbours": nn,
+                    "lexical_weight": self.lexical_weight,
+                    "neighbours": self.neighbours is not None,
                     "info": self.info}, folder / "pipeline.json")
         return folder
 
@@ -185,12 +181,7 @@ class FittedPipeline:
         history = (read_table(folder / "history" / "pairs.parquet"),
                    read_table(folder / "history" / "products.parquet"))
         queries = read_table(folder / "text" / "queries.parquet")["query"].astype(str).tolist()
-        nn = None
-        if meta.get("neighbours"):
-            n = meta["neighbours"]
-            nn = QueryNeighbours(n["queries"], arrays["neighbour_embeddings"],
-                                 read_table(folder / "neighbours" / "labels.parquet"),
-                                 int(n["k"]), str(n["value_column"]))
+        nn = QueryNeighbours.load(folder / "neighbours") if meta.get("neighbours") else None
         info = read_json(folder / "sample" / "lists.json")
         sample = {}
         for name, meta_lists in info.items():

@@ -452,10 +452,7 @@ def _write_contents(folder: Path, ranker, data, encoder, args: dict[str, Any],
     write_table(products.reset_index(drop=True), folder / layout.PRODUCT_HISTORY)
     nn = getattr(data, "neighbours", None)
     if nn is not None and set(NEIGHBOUR_COLUMNS) & set(data.preprocessor.spec.numeric_inputs):
-        write_table(pd.DataFrame({"query": nn.queries}), folder / layout.NEIGHBOUR_QUERIES)
-        _write_embeddings(nn.embeddings, folder / layout.NEIGHBOUR_EMBEDDINGS)
-        write_table(nn.label_table(), folder / layout.NEIGHBOUR_LABELS)
-        write_json({"k": nn.k, "value_column": nn.value_column}, folder / layout.NEIGHBOUR_INFO)
+        nn.save(folder / layout.NEIGHBOUR_DIR)
     if not uses_texts:
         return
     text_info: dict[str, Any] = {"embeddings": uses_embeddings,

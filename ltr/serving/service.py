@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ltr.errors import DataValidationError
+from ltr.features.neighbours import FILES as NEIGHBOUR_FILES
 from ltr.features.preprocess import Preprocessor
 from ltr.io import read_json, read_table
 from ltr.serving.features import RequestAssembler, Schema
@@ -63,10 +64,8 @@ DATA_CONFIG = "data.json"
 TUNED_ENCODER_DIR = "text/tuned_encoder"
 TUNED_QUERY_EMBEDDINGS = "text/tuned_query_embeddings.safetensors"
 TUNED_PRODUCT_EMBEDDINGS = "catalog/tuned_product_embeddings.safetensors"
-NEIGHBOUR_QUERIES = "neighbours/queries.parquet"
-NEIGHBOUR_EMBEDDINGS = "neighbours/query_embeddings.safetensors"
-NEIGHBOUR_LABELS = "neighbours/labels.parquet"
-NEIGHBOUR_INFO = "neighbours/neighbours.json"
+NEIGHBOUR_DIR = "neighbours"  # ltr.features.neighbours.QueryNeighbours.save
+NEIGHBOUR_INFO = f"{NEIGHBOUR_DIR}/{NEIGHBOUR_FILES['info']}"
 
 
 class FairSlots:
@@ -257,12 +256,7 @@ class RankingService:
     def _load_neighbours(self):
         from ltr.features.neighbours import QueryNeighbours
 
-        f = self.folder
-        info = read_json(f / NEIGHBOUR_INFO)
-        queries = read_table(f / NEIGHBOUR_QUERIES)["query"].astype(str).tolist()
-        return QueryNeighbours(queries, _read_embeddings(f / NEIGHBOUR_EMBEDDINGS),
-                               read_table(f / NEIGHBOUR_LABELS), int(info["k"]),
-                               str(info["value_column"]))
+        return QueryNeighbours.load(self.folder / NEIGHBOUR_DIR)
 
     def _load_encoder(self):
         from ltr.serving.encoder import load_package_encoder

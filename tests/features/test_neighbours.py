@@ -290,3 +290,14 @@ def test_bad_labels_raise() -> None:
         QueryNeighbours(QUERIES, embed(QUERIES), bad)
     with pytest.raises(DataValidationError, match="5 queries for 4 embeddings"):
         QueryNeighbours(QUERIES, embed(QUERIES)[:4], LABELS)
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    nb = build(k=2)
+    back = QueryNeighbours.load(nb.save(tmp_path / "neighbours"))
+    assert back.queries == nb.queries and back.k == nb.k
+    np.testing.assert_allclose(back.embeddings, nb.embeddings, atol=1e-6)
+    for query, products in (("grey sofa", [1, 2, 3]), ("couch", [2, 3, 4])):
+        got, want = run(back, query, products), run(nb, query, products)
+        for col in want:
+            np.testing.assert_allclose(got[col], want[col], atol=1e-6)
