@@ -304,18 +304,23 @@ class LtrModule(pl.LightningModule):
             self.attach_text(dm.frozen_text(), tuned)
 
     def on_fit_start(self) -> None:
-        """Save the fitted preprocessing (``preprocessor.json``) and the whole fitted
-        feature pipeline (``pipeline/``, :mod:`ltr.features.pipeline`) beside the logs:
+        """Save the fitted preprocessing (``preprocessor.json``) and, when the run writes
+        checkpoints, the whole fitted feature pipeline (``pipeline/``,
+        :mod:`ltr.features.pipeline`) beside the logs:
         the same transform must be applied at inference, and ``ltr export`` reads the
         pipeline instead of preparing the data again (every checkpoint records where)."""
         dm = getattr(self.trainer, "datamodule", None)
         folder = self.trainer.log_dir or self.trainer.default_root_dir
         if dm is not None and hasattr(dm, "prepared") and folder and self.trainer.is_global_zero:
-            from ltr.features.pipeline import FittedPipeline
-
             dm.prepared.preprocessor.save(Path(folder) / "preprocessor.json")
-            path = FittedPipeline.from_prepared(dm.prepared).save(Path(folder) / "pipeline")
-            self.pipeline_path = str(Path(path).resolve())
+            # the pipeline serves the checkpoints that record it: a run without checkpoints
+            # (a ranker's fit, which keeps its own pipeline) has no use for a copy on disk
+            if self.trainer.checkpoint_callback is not None:
+                from ltr.features.pipeline import FittedPipeline
+
+                path = FittedPipeline.from_prepared(dm.prepared).save(Path(folder) /
+                                                                      "pipeline")
+                self.pipeline_path = str(Path(path).resolve())
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False):
         """As :meth:`torch.nn.Module.load_state_dict`; weights saved before the backbone
