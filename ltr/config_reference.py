@@ -246,10 +246,11 @@ def reference() -> str:
     section("`ltr benchmark`: top level",
             "`models` is a list of `{name, params}` (a ranker kind below and its `params`).",
             [(k, "", "", docs.get(k, "")) for k in sorted(BENCH_KEYS)])
+    docs = _key_docs(study_module)
     section("`ltr sweep`: top level and `study`",
             "`model` is a ranker kind; `fixed` its fixed `params`; `space` maps a parameter "
             "to a distribution ([sweeps.md](sweeps.md)).",
-            [*[(k, "", "", _key_docs(study_module).get(k, "")) for k in sorted(SWEEP_KEYS)],
+            [*[(k, "", "", docs.get(k, "")) for k in sorted(SWEEP_KEYS)],
              *mapping_rows(STUDY_DEFAULTS, "study.", _dict_comments(study_module))])
     section("`ltr simulate`: `--config` / `--set`",
             "The simulator (`ltr.simulate.config.SimulationConfig`).",
