@@ -38,7 +38,7 @@ import pandas as pd
 
 from ltr.errors import DataValidationError
 from ltr.features.preprocess import Preprocessor
-from ltr.io import read_json, read_table, write_json, write_table
+from ltr.io import atomic_dir, read_json, read_table, write_json, write_table
 
 FORMAT_VERSION = 1
 SAMPLE_SETS = ("pools", "known_pools", "test")
@@ -116,48 +116,49 @@ class FittedPipeline:
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | Path) -> Path:
+        """Write the pipeline to ``folder``, whole or not at all (:func:`ltr.io.atomic_dir`)."""
         from safetensors.numpy import save_file
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.preprocessor.save(folder / "preprocessor.json")
-        write_table(self.history[0].reset_index(drop=True), folder / "history" / "pairs.parquet")
-        write_table(self.history[1].reset_index(drop=True),
-                    folder / "history" / "products.parquet")
-        write_table(pd.DataFrame({"query": self.query_texts}), folder / "text" / "queries.parquet")
-        arrays: dict[str, np.ndarray] = {}
-        if self.query_embeddings is not None:
-            arrays["query_embeddings"] = np.ascontiguousarray(self.query_embeddings, np.float32)
-        if self.sample_embeddings is not None:
-            arrays["sample_embeddings"] = np.ascontiguousarray(self.sample_embeddings,
-                                                               np.float32)
-        if self.neighbours is not None:
-            self.neighbours.save(folder / "neighbours")
-        sample_info = {}
-        for name, lists in self.sample.items():
-            for key in ARRAYS:
-                arrays[f"{name}.{key}"] = np.ascontiguousarray(getattr(lists, key))
-            arrays[f"{name}.warm"] = np.asarray(lists.warm, dtype=bool)
-            for label, values in lists.labels.items():
-                arrays[f"{name}.label.{label}"] = np.ascontiguousarray(values)
-            sample_info[name] = {
-                "keys": [str(k) for k in lists.keys],
-                "product_id": [[_plain(p) for p in row] for row in lists.product_id],
-                "customer_id": None if lists.customer_id is None else
-                [_plain(c) for c in lists.customer_id]}
-        if self.sample_products is not None:
-            write_table(self.sample_products.assign(
-                product_id=self.sample_products["product_id"].map(_plain)),
-                folder / "sample" / "products.parquet")
-        (folder / "sample").mkdir(parents=True, exist_ok=True)
-        save_file(arrays, str(folder / "arrays.safetensors"))
-        write_json(sample_info, folder / "sample" / "lists.json")
-        write_json({"format_version": FORMAT_VERSION, "tasks": self.tasks,
-                    "data_dir": self.data_dir, "text": self.text,
-                    "lexical_fields": self.lexical_fields,
-                    "lexical_weight": self.lexical_weight,
-                    "neighbours": self.neighbours is not None,
-                    "info": self.info}, folder / "pipeline.json")
+        with atomic_dir(folder) as tmp:
+            self.preprocessor.save(tmp / "preprocessor.json")
+            write_table(self.history[0].reset_index(drop=True), tmp / "history" / "pairs.parquet")
+            write_table(self.history[1].reset_index(drop=True),
+                        tmp / "history" / "products.parquet")
+            write_table(pd.DataFrame({"query": self.query_texts}), tmp / "text" / "queries.parquet")
+            arrays: dict[str, np.ndarray] = {}
+            if self.query_embeddings is not None:
+                arrays["query_embeddings"] = np.ascontiguousarray(self.query_embeddings, np.float32)
+            if self.sample_embeddings is not None:
+                arrays["sample_embeddings"] = np.ascontiguousarray(self.sample_embeddings,
+                                                                   np.float32)
+            if self.neighbours is not None:
+                self.neighbours.save(tmp / "neighbours")
+            sample_info = {}
+            for name, lists in self.sample.items():
+                for key in ARRAYS:
+                    arrays[f"{name}.{key}"] = np.ascontiguousarray(getattr(lists, key))
+                arrays[f"{name}.warm"] = np.asarray(lists.warm, dtype=bool)
+                for label, values in lists.labels.items():
+                    arrays[f"{name}.label.{label}"] = np.ascontiguousarray(values)
+                sample_info[name] = {
+                    "keys": [str(k) for k in lists.keys],
+                    "product_id": [[_plain(p) for p in row] for row in lists.product_id],
+                    "customer_id": None if lists.customer_id is None else
+                    [_plain(c) for c in lists.customer_id]}
+            if self.sample_products is not None:
+                write_table(self.sample_products.assign(
+                    product_id=self.sample_products["product_id"].map(_plain)),
+                    tmp / "sample" / "products.parquet")
+            (tmp / "sample").mkdir(parents=True, exist_ok=True)
+            save_file(arrays, str(tmp / "arrays.safetensors"))
+            write_json(sample_info, tmp / "sample" / "lists.json")
+            write_json({"format_version": FORMAT_VERSION, "tasks": self.tasks,
+                        "data_dir": self.data_dir, "text": self.text,
+                        "lexical_fields": self.lexical_fields,
+                        "lexical_weight": self.lexical_weight,
+                        "neighbours": self.neighbours is not None,
+                        "info": self.info}, tmp / "pipeline.json")
         return folder
 
     @classmethod

@@ -39,10 +39,7 @@ so a failed export leaves no half-written package and an existing one untouched.
 from __future__ import annotations
 
 import gc
-import os
 import platform
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +50,7 @@ import pandas as pd
 from ltr.errors import ConfigError, DataValidationError, LtrError
 from ltr.features.neighbours import NEIGHBOUR_COLUMNS
 from ltr.features.text_match import COVERAGE_COLUMN
-from ltr.io import current_umask, write_json, write_table
+from ltr.io import atomic_dir, current_umask, write_json, write_table
 from ltr.progress import step
 from ltr.serving import service as layout
 from ltr.serving.features import Schema
@@ -361,9 +358,7 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
         ranker.preprocessor_ = data.preprocessor.to_dict()
     ranker.data_config_ = ranker.data_config_ or dict(args)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         with step("wrote the model, tables, embeddings and encoders"):
             _write_contents(tmp, ranker, data, encoder, args, copy_encoder,
                             include_customers, onnx)
@@ -392,10 +387,6 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
         del service
         gc.collect()
         verify_package(tmp)  # every file against the final manifest, as a service checks it
-        _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f"wrote {out} in {time.perf_counter() - t0:.1f}s")
     return out
 
@@ -407,21 +398,6 @@ def _normal_permissions(folder: Path) -> None:
     folder.chmod(0o777 & ~mask)
     for path in folder.rglob("*"):
         path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` to ``out``; an existing ``out`` is removed only once ``tmp`` is in."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_contents(folder: Path, ranker, data, encoder, args: dict[str, Any],

@@ -62,3 +62,20 @@ def test_a_pipeline_of_another_format_is_refused(prepared, tmp_path):
     (folder / "arrays.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(DataValidationError, match="arrays.safetensors"):
         FittedPipeline.load(folder)
+
+
+def test_a_failed_save_leaves_the_old_pipeline_whole(prepared, tmp_path, monkeypatch):
+    fitted = FittedPipeline.from_prepared(prepared, max_lists=2)
+    folder = fitted.save(tmp_path / "pipeline")
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    import safetensors.numpy
+
+    def fail(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", fail)
+    with pytest.raises(OSError, match="disk full"):
+        fitted.save(folder)
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+    FittedPipeline.load(folder)  # still whole
+    assert [p.name for p in tmp_path.iterdir()] == ["pipeline"]  # no temporaries left
