@@ -18,6 +18,7 @@ _EXPORTS = {
     "Ranking": "ltr.serving.requests",
     "RankedProduct": "ltr.serving.requests",
     "verify_package": "ltr.serving.manifest",
+    "sign_package": "ltr.serving.manifest",
 }
 
 __all__ = sorted(_EXPORTS)

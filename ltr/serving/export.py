@@ -8,7 +8,9 @@ section), and the rebuilt preprocessing must equal the one saved with the model.
 
 Package layout::
 
-    manifest.json                 kind, outputs, versions, source, SHA-256 of every file
+    manifest.json                 kind, outputs, versions, source, SHA-256 of every file,
+                                  its own digest and an optional HMAC signature
+                                  (ltr.serving.manifest)
     model/                        ranker.json, preprocessor.json, weights (safetensors or
                                   XGBoost JSON)
     features.json                 where each input column comes from (Schema)
@@ -333,8 +335,10 @@ def evaluation(ranker, data) -> dict[str, Any]:
 def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Path | None = None,
                    data_dir: str | None = None, overwrite: bool = False,
                    copy_encoder: bool = False, include_customers: bool = True,
-                   parity_lists: int = 200, onnx: bool = True, log=print) -> Path:
-    """Write the model package of ``checkpoint`` to ``out`` (see the module docstring)."""
+                   parity_lists: int = 200, onnx: bool = True, log=print,
+                   key: str | bytes | None = None) -> Path:
+    """Write the model package of ``checkpoint`` to ``out`` (see the module docstring).
+    The manifest is signed with ``key`` or, when None, ``$LTR_PACKAGE_KEY`` if set."""
     from ltr.serving.service import RankingService
 
     t0 = time.perf_counter()
@@ -383,10 +387,10 @@ def export_package(checkpoint: str | Path, out: str | Path, *, config: str | Pat
             parity = check_parity(ranker, data, service, parity_lists)
             metrics = {"evaluation": evaluation(ranker, data), "parity": parity}
         write_json(metrics, tmp / layout.METRICS)
-        write_manifest(tmp, info)
+        write_manifest(tmp, info, key=key)
         del service
         gc.collect()
-        verify_package(tmp)  # every file against the final manifest, as a service checks it
+        verify_package(tmp, key=key)  # every file against the final manifest, as a service checks it
     log(f"wrote {out} in {time.perf_counter() - t0:.1f}s")
     return out
 

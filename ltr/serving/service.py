@@ -37,7 +37,7 @@ from ltr.features.neighbours import FILES as NEIGHBOUR_FILES
 from ltr.features.preprocess import Preprocessor
 from ltr.io import read_json, read_table
 from ltr.serving.features import RequestAssembler, Schema
-from ltr.serving.manifest import read_manifest, verify_package
+from ltr.serving.manifest import MANIFEST, read_manifest, verify_package
 from ltr.serving.requests import (
     RankedProduct,
     Ranking,
@@ -157,14 +157,17 @@ class RankingService:
 
     def __init__(self, folder: str | Path, *, verify: bool = True,
                  num_threads: int | None = None, cache_size: int = 10_000,
-                 max_concurrent: int | None = None, use_onnx: bool = True) -> None:
+                 max_concurrent: int | None = None, use_onnx: bool = True,
+                 key: str | bytes | None = None) -> None:
         from ltr.rankers.base import load_ranker
 
         self.folder = Path(folder)
-        self.manifest = verify_package(self.folder) if verify else read_manifest(self.folder)
+        self.manifest = verify_package(self.folder, key=key) if verify \
+            else read_manifest(self.folder)
         f = self.folder
         self.schema = Schema.from_dict(read_json(f / FEATURES))
         self.ranker = load_ranker(f / MODEL_DIR)
+        check_model_matches(self.manifest, self.ranker, f / MANIFEST)
         self.ranker.set_inference_threads(1)  # per-request rows: one thread each is best
         self.preprocessor = Preprocessor.from_dict(self.ranker.preprocessor_ or {},
                                                    str(f / MODEL_DIR / "preprocessor.json"))
@@ -277,6 +280,7 @@ class RankingService:
                 "catalog_products": len(self.catalog),
                 "known_queries": len(self.text.query_index) if self.text else 0,
                 "created": self.manifest.get("created"),
+                "signed": "signature" in self.manifest,
                 "versions": self.manifest.get("versions", {})}
 
     # ------------------------------------------------------------------ ranking
@@ -347,6 +351,18 @@ class RankingService:
     def metrics(self) -> dict[str, Any]:
         """The evaluation written at export (``metrics.json``)."""
         return read_json(self.folder / METRICS) if METRICS in self.manifest["files"] else {}
+
+
+def check_model_matches(manifest: dict[str, Any], ranker: Any, path: Path) -> None:
+    """The manifest's ``kind`` and ``outputs`` must be the loaded model's: a manifest
+    cannot relabel the model it ships."""
+    if manifest.get("kind") != ranker.kind:
+        raise DataValidationError(str(path), f"says kind {manifest.get('kind')!r} but "
+                                  f"{MODEL_DIR}/ holds a {ranker.kind!r} model", column="kind")
+    if list(manifest.get("outputs") or []) != list(ranker.output_names):
+        raise DataValidationError(str(path), f"lists outputs {manifest.get('outputs')!r} but "
+                                  f"the model has {list(ranker.output_names)}",
+                                  column="outputs")
 
 
 def load_package(folder: str | Path, **kwargs: Any) -> RankingService:
