@@ -57,6 +57,11 @@ class ConfigError(LtrError, ValueError):
         super().__init__(f"config key '{key}': {problem}")
 
 
+class TrainingError(LtrError, RuntimeError):
+    """Training produced no model: no optimiser step, no completed trial. Reported
+    instead of saving or scoring an untrained model as if it were a result."""
+
+
 def check_known_keys(values: object, known: object, prefix: str,
                      what: str = "parameter") -> None:
     """Raise :class:`ConfigError` naming ``<prefix>.<key>`` for the first key of

@@ -77,16 +77,29 @@ def coerce_column(df: pd.DataFrame, col: Column, source: str) -> pd.Series:
             return pd.Series(values, index=s.index, name=col.name).astype("Int64")
         return pd.Series(values, index=s.index, name=col.name).astype("int64")
     if col.kind == "datetime":
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            return s.dt.tz_convert("UTC").dt.tz_localize(None)
         if pd.api.types.is_datetime64_any_dtype(s):
             return s
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             return _epoch(s, df, col, source)
-        out = pd.to_datetime(s, errors="coerce", format="mixed")
+        text = s.astype("string").str.strip()
+        aware = text.str.contains(TZ_SUFFIX, regex=True, na=False).to_numpy()
+        if aware.any():
+            offending(source, col.name, ~aware & ~missing, df,
+                      "have no time-zone offset while other rows have one (e.g. "
+                      f"{text[aware].iloc[0]!r}); mixing local and zoned times is "
+                      "ambiguous: give every row an offset, or none")
+        out = pd.to_datetime(s, errors="coerce", format="mixed", utc=bool(aware.any()))
         offending(source, col.name, out.isna().to_numpy() & ~missing, df,
                   "are not parseable timestamps")
-        return out
+        return out.dt.tz_localize(None) if aware.any() else out
     raise ValueError(f"unknown column kind {col.kind!r}")
 
+
+# a time-zone suffix: Z, UTC or an offset such as +01:00 / -0500. Zoned timestamps are
+# converted to UTC (and stored without a zone); naive ones are taken as they are.
+TZ_SUFFIX = r"(?:Z|UTC|[+-]\d{2}:?\d{2})$"
 
 # Unix epoch units, detected by magnitude: a timestamp between 1973-03-03 (1e8 s) and
 # 2286-11-20 (1e10 s) is in seconds, x 1e3 in milliseconds, x 1e6 microseconds, x 1e9

@@ -59,8 +59,15 @@ def run_lightning(argv: list[str]) -> int:
 
     set_threads()
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-    LtrCLI(LtrModule, LtrDataModule, args=argv, save_config_kwargs={"overwrite": True},
-           auto_configure_optimizers=False)
+    cli = LtrCLI(LtrModule, LtrDataModule, args=argv, save_config_kwargs={"overwrite": True},
+                 auto_configure_optimizers=False)
+    if argv and argv[0] == "fit" and cli.trainer.global_step == 0:
+        from ltr.errors import TrainingError
+
+        raise TrainingError(f"ltr fit took no training step (trainer.max_epochs="
+                            f"{cli.trainer.max_epochs}, trainer.max_steps="
+                            f"{cli.trainer.max_steps}): no model was trained; set "
+                            "trainer.max_epochs >= 1 and check the training window")
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import lightning.pytorch as pl
 
 from ltr.checks import Range
+from ltr.errors import TrainingError
 
 MONITOR = "val/ndcg@10"
 # the loop's own settings, as every neural ranker takes them (ltr.checks)
@@ -82,6 +83,11 @@ def fit_best(module: pl.LightningModule, *, datamodule: Any = None,
     else:
         trainer.fit(module, train_dataloaders, val_dataloaders)
     seconds = time.perf_counter() - t0
+    if trainer.global_step == 0:
+        raise TrainingError(f"{type(module).__name__} took no training step in "
+                            f"{trainer.current_epoch} epoch(s): the training lists gave no "
+                            "batch (empty training window, or every list masked out); "
+                            "nothing was trained, so nothing is saved or scored")
     restored = keep.restore(module)
     return FitResult(seconds, int(trainer.current_epoch),
                      keep.best_score if restored else float("nan"), trainer)
