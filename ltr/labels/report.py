@@ -1,6 +1,8 @@
 """Writes a label run: the labels table, the config that made it, and a report folder
 (label distribution, propensity curve, signal correlations, agreement with human grades,
-disagreements) as PNG, CSV and markdown. Every file is written atomically."""
+disagreements) as PNG, CSV and markdown. The whole set is written to a temporary folder
+beside ``out`` and renamed into place at the end (:func:`ltr.io.atomic_dir`): a failed or
+killed run leaves the previous set as it was."""
 
 from __future__ import annotations
 
@@ -10,11 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ltr.io import write_json, write_table, write_text
+from ltr.io import atomic_dir, fault_point, write_json, write_table, write_text
 from ltr.labels.pipeline import LabelResult
 from ltr.markdown import markdown_table
 from ltr.plotting import new_figure, save_figure
 
+LABEL_FILES = ("labels.parquet", "label_config.yaml", "label_config.json", "report")
+"""What a label run writes in its folder: a folder without a marker that holds only these
+is an earlier run's (:func:`ltr.io.check_output_dir`)."""
 SIGNALS = ["smoothed_ctr", "smoothed_cart_rate", "smoothed_purchase_rate", "similarity",
            "behaviour", "score", "grade"]
 
@@ -69,16 +74,33 @@ def write_label_run(result: LabelResult, out_dir: str | Path, *, run_config: dic
                     disagreements: pd.DataFrame | None = None,
                     disagreement_stats: pd.DataFrame | None = None,
                     true_examination: np.ndarray | None = None) -> dict[str, Path]:
-    """Write labels.parquet, label_config.json and report/ under ``out_dir``."""
+    """Write labels.parquet, label_config.yaml and report/ to ``out_dir``, whole or not at
+    all; the returned paths are under ``out_dir``.
+
+    Raises:
+        ConfigError: ``out`` is a folder that is not an earlier label run's
+            (:func:`ltr.io.check_output_dir`).
+    """
+    out = Path(out_dir)
+    with atomic_dir(out, owner="label", main_files=LABEL_FILES) as tmp:
+        paths = _write_set(result, tmp, run_config, agreement, confusion, disagreements,
+                           disagreement_stats, true_examination)
+    return {name: out / path.relative_to(tmp) for name, path in paths.items()}
+
+
+def _write_set(result: LabelResult, out: Path, run_config: dict[str, Any],
+               agreement: pd.DataFrame | None, confusion: pd.DataFrame | None,
+               disagreements: pd.DataFrame | None, disagreement_stats: pd.DataFrame | None,
+               true_examination: np.ndarray | None) -> dict[str, Path]:
     import yaml
 
-    out = Path(out_dir)
     rep = out / "report"
     labels = result.labels
     paths: dict[str, Path] = {}
     paths["labels"] = write_table(labels, out / "labels.parquet")
     paths["config"] = write_text(yaml.safe_dump(run_config, sort_keys=False), out /
                                  "label_config.yaml")
+    fault_point("between-files", "label")
     curve = result.position_bias.curve()
     paths["propensity_csv"] = write_table(
         pd.DataFrame({"position": list(curve), "examination": list(curve.values())}),

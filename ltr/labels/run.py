@@ -10,21 +10,25 @@ import numpy as np
 import pandas as pd
 
 from ltr.data.loaders import load_log
+from ltr.io import check_output_dir
 from ltr.labels.artifact import artifact_fields, describe, window_fingerprint
 from ltr.labels.config import LabelConfig
 from ltr.labels.diagnostics import agreement, disagreement_stats, disagreements
 from ltr.labels.pipeline import VARIANTS, derive_labels
-from ltr.labels.report import write_label_run
+from ltr.labels.report import LABEL_FILES, write_label_run
 from ltr.labels.similarity import pair_coverage, pair_similarity
 from ltr.progress import step
 
 
 def label_run(raw: dict[str, Any]) -> str:
-    """Run the pipeline described by ``raw`` (see :mod:`ltr.labels.cli`); return a summary."""
+    """Run the pipeline described by ``raw`` (see :mod:`ltr.labels.cli`); return a summary.
+    The output set appears in ``raw["out"]`` whole or not at all
+    (:func:`ltr.labels.report.write_label_run`)."""
     from ltr import __version__
     from ltr.text import TextConfig, TextEncoder
 
     t0 = time.perf_counter()
+    check_output_dir(raw["out"], "label", LABEL_FILES)  # an unrelated folder: before any work
     config = LabelConfig.from_dict(dict(raw.get("labels") or {}))
     text_cfg = TextConfig.from_mapping(raw.get("text"))
     log = load_log(raw["data"])

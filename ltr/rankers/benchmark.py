@@ -20,6 +20,11 @@ and scored. The table (markdown + CSV + a PNG bar chart) has, per ranker:
 Config keys: ``data`` (:class:`~ltr.training.datamodule.LtrDataModule` arguments),
 ``models`` (list of ``{name, params}``; names from :data:`ltr.rankers.base.RANKERS`),
 ``out`` (output folder), ``save_models`` (write each fitted ranker to ``out/models``).
+
+The whole output set (``models/``, ``results.csv``, ``results.md``, ``results.png``) is
+built in a temporary folder beside ``out`` and renamed into place at the end
+(:func:`ltr.io.atomic_dir`): a failed or killed run leaves the previous set as it was, and
+an existing ``out`` that is not an earlier benchmark's is refused before any work.
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ import pandas as pd
 
 from ltr.errors import ConfigError
 from ltr.evaluation.engine import describe_missing, evaluate_lists
-from ltr.io import write_table, write_text
+from ltr.io import atomic_dir, fault_point, write_table, write_text
 from ltr.markdown import markdown_table
 from ltr.rankers.base import make_ranker
 from ltr.training.lists import ListData
 
 TOP_KEYS = {"data", "models", "out", "save_models"}
+# what a benchmark writes in ``out``: a folder holding only these is an earlier one's
+BENCHMARK_FILES = ("models", "results.csv", "results.md", "results.png")
 TASK_LABELS = {"click": "click", "add_to_cart": "add_to_cart", "purchase": "purchase"}
 
 
@@ -76,9 +83,8 @@ def human_scores(scores: np.ndarray, pools: ListData, prefix: str = "") -> dict[
 
 
 def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
-    """Fit, time, save and score every configured ranker; write the table; return it."""
-    from ltr.training.datamodule import LtrDataModule
-
+    """Fit, time, save and score every configured ranker; write the set to ``out`` whole
+    or not at all; return the table."""
     unknown = sorted(set(config) - TOP_KEYS)
     if unknown:
         raise ConfigError(unknown[0], f"unknown key; known: {sorted(TOP_KEYS)}")
@@ -92,6 +98,15 @@ def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
         rankers.append((spec.get("label", spec["name"]),
                         make_ranker(spec["name"], spec.get("params"), f"models[{i}].name")))
     out = Path(config.get("out", "runs/benchmark"))
+    with atomic_dir(out, owner="benchmark", main_files=BENCHMARK_FILES) as tmp:
+        table = _run(rankers, config, tmp)
+    return table
+
+
+def _run(rankers: list[tuple[str, Any]], config: dict[str, Any], out: Path) -> pd.DataFrame:
+    """Fit, time, save and score ``rankers``; write the set into ``out`` (a temporary)."""
+    from ltr.training.datamodule import LtrDataModule
+
     dm = LtrDataModule(**(config.get("data") or {}))
     data = dm.prepared
     rows = []
@@ -102,6 +117,7 @@ def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
         row: dict[str, Any] = {"model": label, "train_s": time.perf_counter() - t0}
         if config.get("save_models", True):
             ranker.save(out / "models" / label)
+            fault_point("between-files", "benchmark")
         row.update(evaluate_scores(ranker.score(data.test, data), data.test))
         if data.pools is not None:
             row.update(human_scores(ranker.score(data.pools, data), data.pools))

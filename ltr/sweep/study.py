@@ -3,7 +3,7 @@
 Config keys: ``data`` (:class:`~ltr.training.datamodule.LtrDataModule` arguments),
 ``model`` (a ranker name), ``fixed`` (its fixed parameters), ``space`` (parameter ->
 distribution, docs/sweeps.md), ``study`` (the study settings below), ``out`` (output
-folder: study.db, best.yaml, trials.csv, plots).
+folder: study.db, and export/ with best.yaml, trials.csv, plots).
 
 * The data is prepared once per process (:class:`~ltr.training.datamodule.LtrDataModule`,
   cached by its arguments); every trial fits ``make_ranker(model, fixed ∪ sampled)`` on it
@@ -22,8 +22,10 @@ folder: study.db, best.yaml, trials.csv, plots).
   (complete, pruned, failed) or running count, so a resumed or second worker runs only
   what is left. Running trials of a dead worker stop counting once their heartbeat is
   older than ``2 * study.heartbeat`` seconds (they are then marked failed).
-* Export (``out``): ``best.yaml`` (an ``ltr benchmark --config`` config of the best
-  trial), ``trials.csv``, ``history.png``, ``importances.png``.
+* Export (``out/export``): ``best.yaml`` (an ``ltr benchmark --config`` config of the best
+  trial), ``trials.csv``, ``history.png``, ``importances.png``; written to a temporary
+  folder and renamed into place (:func:`ltr.io.atomic_dir`), so a killed export leaves the
+  previous one whole. The study storage is never touched by it.
 """
 
 from __future__ import annotations
@@ -314,29 +316,39 @@ def best_config(study: Any, cfg: SweepConfig) -> dict[str, Any] | None:
             "out": str(cfg.out / "benchmark")}
 
 
+EXPORT_DIR = "export"  # the export set's folder in ``out``, beside study.db
+EXPORT_FILES = ("best.yaml", "trials.csv", "history.png", "importances.png")  # its files
+
+
 def export(study: Any, cfg: SweepConfig) -> dict[str, Path]:
-    """Write ``best.yaml``, ``trials.csv`` and the plots to ``cfg.out``; return paths."""
+    """Write ``best.yaml``, ``trials.csv`` and the plots to ``cfg.out / "export"``, whole or
+    not at all (the study storage, e.g. ``out/study.db``, is left alone); return paths."""
     import yaml
 
-    from ltr.io import write_table, write_text
+    from ltr.io import atomic_dir, fault_point, write_table, write_text
 
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    folder = cfg.out / EXPORT_DIR
     paths: dict[str, Path] = {}
-    table = study.trials_dataframe()
-    if len(table):
-        paths["trials"] = write_table(table, cfg.out / "trials.csv")
-    best = best_config(study, cfg)
-    if best is None:
-        print("no completed trial: best.yaml not written", flush=True)
-    else:
-        head = (f"# best trial {study.best_trial.number} of study '{cfg.study['name']}': "
-                f"{cfg.study['metric']} = {study.best_value:.4f}\n"
-                f"# ltr benchmark --config {cfg.out / 'best.yaml'}\n")
-        paths["best"] = write_text(head + yaml.safe_dump(best, sort_keys=False),
-                                   cfg.out / "best.yaml")
+    with atomic_dir(folder, owner="sweep", main_files=EXPORT_FILES) as tmp:
+        table = study.trials_dataframe()
+        if len(table):
+            paths["trials"] = write_table(table, tmp / "trials.csv")
+        fault_point("between-files", "sweep")
+        best = best_config(study, cfg)
+        if best is None:
+            print("no completed trial: best.yaml not written", flush=True)
+        else:
+            head = (f"# best trial {study.best_trial.number} of study "
+                    f"'{cfg.study['name']}': {cfg.study['metric']} = "
+                    f"{study.best_value:.4f}\n"
+                    f"# ltr benchmark --config {folder / 'best.yaml'}\n")
+            paths["best"] = write_text(head + yaml.safe_dump(best, sort_keys=False),
+                                       tmp / "best.yaml")
+        paths.update(plot_study(study, tmp))
+    paths = {name: folder / path.relative_to(tmp) for name, path in paths.items()}
+    if "best" in paths:
         print(f"best trial {study.best_trial.number}: {cfg.study['metric']}="
               f"{study.best_value:.4f} -> {paths['best']}", flush=True)
-    paths.update(plot_study(study, cfg.out))
     return paths
 
 

@@ -24,7 +24,7 @@ def test_sweep_exports_a_benchmark_config(xgb_cfg, tmp_path):
     study = _study(xgb_cfg)
     assert [t.state for t in study.trials] == [State.COMPLETE] * 3
     assert [t.user_attrs["seed"] for t in study.trials] == [0, 1, 2]
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "export"
     best = yaml.safe_load((out / "best.yaml").read_text())
     params = best["models"][0]["params"]
     assert best["models"][0]["name"] == "xgboost"
