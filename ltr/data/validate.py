@@ -150,6 +150,9 @@ def validate_table(df: pd.DataFrame, schema: TableSchema, source: str) -> tuple[
     optional columns.
     """
     absent = require_columns(df, schema, source)
+    if df.empty:
+        raise DataValidationError(source, f"has its columns but no rows: the {schema.name} "
+                                  "table needs at least one")
     df = df.reset_index(drop=True).copy()
     for col in schema.columns:
         if col.name in df.columns:

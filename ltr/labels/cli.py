@@ -52,6 +52,14 @@ def load_run_config(path: str | Path, overrides: list[str], top_keys: set[str] |
         cfg = OmegaConf.load(path)
     except Exception as exc:
         raise DataValidationError(str(path), f"cannot be read as YAML: {exc}") from exc
+    if not OmegaConf.is_dict(cfg):
+        raise DataValidationError(str(path), f"must hold a mapping of keys, not a "
+                                  f"{type(OmegaConf.to_container(cfg)).__name__}")
+    for item in overrides:
+        key, eq, _ = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(item or "--set", "an override is KEY=VALUE, e.g. "
+                              "--set labels.behaviour_weight=0.5")
     try:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
     except Exception as exc:

@@ -39,6 +39,14 @@ class LtrCLI(LightningCLI):
         parser.link_arguments("model.tasks", "data.tasks")
         parser.link_arguments("data.feature_dims", "model.feature_dims", apply_on="instantiate")
 
+    def before_instantiate_classes(self) -> None:
+        """Check the model section before the data module prepares anything (the model
+        itself is built after, once the data fill in its feature widths)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        model = config.get("model")
+        if model is not None:
+            LtrModule.check_args(dict(vars(model)) if not isinstance(model, dict) else model)
+
 
 def set_threads() -> int:
     """Torch intra-op threads: ``LTR_NUM_THREADS`` (default 1). The models are small, so

@@ -57,7 +57,7 @@ from ltr.losses.registry import get_loss
 from ltr.losses.weighting import FixedWeighting, UncertaintyWeighting
 from ltr.metrics import mrr, ndcg, neutral_order, reorder
 from ltr.models.blocks import TabularEncoder
-from ltr.models.registry import build_backbone
+from ltr.models.registry import BACKBONES, build_backbone
 from ltr.text.interactions import cosine
 from ltr.training.lists import engagement_grade
 from ltr.training.score_selection import CASES, REFERENCES, select_weights
@@ -134,6 +134,27 @@ class LtrModule(pl.LightningModule):
               "trainable_layers": Range(ge=0, integer=True), "lce_weight": Range(ge=0),
               "lce_temperature": Range(gt=0), "cosine_scale": Range(ge=0)}
 
+    @classmethod
+    def check_args(cls, args: dict[str, Any]) -> None:
+        """The argument checks that need no data: ranges, task, loss, weighting and backbone
+        names. ``ltr fit`` runs them before the data are prepared."""
+        check_ranges(args, cls.RANGES, "model")
+        tasks = check_tasks(args.get("tasks") or list(DEFAULT_LOSSES), "model.tasks")
+        losses = args.get("losses") or {}
+        stray = set(losses) - set(tasks)
+        if stray:
+            raise ConfigError(f"model.losses.{sorted(stray)[0]}", "is not one of model.tasks")
+        for task, name in losses.items():
+            get_loss(name, f"model.losses.{task}")
+        weighting = args.get("task_weighting", "fixed")
+        if weighting not in ("fixed", "uncertainty"):
+            raise ConfigError("model.task_weighting",
+                              f"must be 'fixed' or 'uncertainty', got {weighting!r}")
+        backbone = args.get("backbone", "mmoe")
+        if backbone not in BACKBONES:
+            raise ConfigError("model.backbone", f"unknown backbone {backbone!r}; choose one "
+                              f"of {sorted(BACKBONES)}")
+
     def __init__(self, tasks: list[str] | None = None, losses: dict[str, str] | None = None,
                  task_weighting: str = "fixed", task_weights: dict[str, float] | None = None,
                  score_weights: dict[str, float] | None = None, use_text: bool = True,
@@ -148,7 +169,7 @@ class LtrModule(pl.LightningModule):
                  score_selection: str = "validation", score_outputs: list[str] | None = None,
                  cosine_scale: float = 5.0,
                  feature_dims: dict[str, Any] | None = None) -> None:
-        check_ranges(locals(), self.RANGES, "model")
+        self.check_args(locals())
         super().__init__()
         self.save_hyperparameters()
         self.tasks = check_tasks(tasks or list(DEFAULT_LOSSES), "model.tasks")
