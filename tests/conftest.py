@@ -93,3 +93,7 @@ def bare_log_dir(tiny_log_dir, tmp_path_factory) -> Path:
     customers[["customer_id", "tenure_days"]].to_parquet(out / "customers.parquet",
                                                          index=False)
     return out
+
+
+# the session's model packages (every kind), shared by tests/serving and tests/robustness
+from tests.serving.fixtures import packages, serving_data  # noqa: E402, F401

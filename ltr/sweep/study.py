@@ -276,7 +276,10 @@ def run_sweep(raw: dict[str, Any], data: Any = None) -> Any:
     """
     import optuna
 
+    from ltr.io import check_output_dir
+
     cfg = parse_config(raw)
+    check_output_dir(cfg.out / EXPORT_DIR, "sweep", EXPORT_FILES)  # before any trial
     study = open_study(cfg)
     s = cfg.study
     left = trials_left(study, s["n_trials"])
