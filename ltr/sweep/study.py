@@ -302,6 +302,16 @@ def run_sweep(raw: dict[str, Any], data: Any = None) -> Any:
                 print(f"trial {last.number} failed: {last.user_attrs.get('error')}",
                       flush=True)
     export(study, cfg)
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        from ltr.errors import TrainingError
+
+        states: dict[str, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            states[t.state.name] = states.get(t.state.name, 0) + 1
+        seen = states or "no trials"
+        raise TrainingError(f"study '{s['name']}' has no completed trial ({seen}): no best "
+                            "configuration was written; see the trial errors above "
+                            "(study.timeout, study.n_trials)")
     return study
 
 
