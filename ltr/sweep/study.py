@@ -302,17 +302,26 @@ def run_sweep(raw: dict[str, Any], data: Any = None) -> Any:
                 print(f"trial {last.number} failed: {last.user_attrs.get('error')}",
                       flush=True)
     export(study, cfg)
-    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        from ltr.errors import TrainingError
-
-        states: dict[str, int] = {}
-        for t in study.get_trials(deepcopy=False):
-            states[t.state.name] = states.get(t.state.name, 0) + 1
-        seen = states or "no trials"
-        raise TrainingError(f"study '{s['name']}' has no completed trial ({seen}): no best "
-                            "configuration was written; see the trial errors above "
-                            "(study.timeout, study.n_trials)")
     return study
+
+
+def require_completed(study: Any) -> None:
+    """Raise :class:`~ltr.errors.TrainingError` when ``study`` has no completed trial
+    (every trial failed or was pruned, or none ran): ``ltr sweep`` then exits non-zero
+    instead of reporting a sweep that found nothing as done."""
+    import optuna
+
+    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        return
+    from ltr.errors import TrainingError
+
+    states: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    seen = states or "no trials"
+    raise TrainingError(f"study '{study.study_name}' has no completed trial ({seen}): no "
+                        "best configuration was written; see the trial errors above "
+                        "(study.timeout, study.n_trials)")
 
 
 # ---------------------------------------------------------------------- export

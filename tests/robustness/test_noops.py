@@ -43,24 +43,25 @@ def _empty_loader_fit(ctx: dict[str, Any]) -> Any:
 
 
 def _sweep_without_time(ctx: dict[str, Any]) -> Any:
-    from ltr.sweep.study import run_sweep
+    from ltr.sweep.study import require_completed, run_sweep
 
-    return run_sweep({"model": "bm25", "data": {}, "out": str(ctx["tmp"] / "sweep"),
-                      "space": {"k1": {"type": "float", "low": 0.5, "high": 2.0}},
-                      "study": {"n_trials": 2, "timeout": 1e-9}}, data=ctx["prepared"])
+    require_completed(run_sweep({"model": "bm25", "data": {}, "out": str(ctx["tmp"] / "s"),
+                                 "space": {"k1": {"type": "float", "low": 0.5, "high": 2.0}},
+                                 "study": {"n_trials": 2, "timeout": 1e-9}},
+                                data=ctx["prepared"]))
 
 
 def _sweep_all_fail(ctx: dict[str, Any]) -> Any:
     from ltr.rankers.base import ranker_class
-    from ltr.sweep.study import run_sweep
+    from ltr.sweep.study import require_completed, run_sweep
 
     def broken_fit(self: Any, data: Any) -> Any:
         raise RuntimeError("the fit failed (injected)")
 
     ctx["monkeypatch"].setattr(ranker_class("bm25"), "fit", broken_fit)
-    return run_sweep({"model": "bm25", "data": {}, "out": str(ctx["tmp"] / "sweep"),
-                      "space": {"k1": {"type": "float", "low": 0.5, "high": 2.0}},
-                      "study": {"n_trials": 2}}, data=ctx["prepared"])
+    require_completed(run_sweep({"model": "bm25", "data": {}, "out": str(ctx["tmp"] / "s"),
+                                 "space": {"k1": {"type": "float", "low": 0.5, "high": 2.0}},
+                                 "study": {"n_trials": 2}}, data=ctx["prepared"]))
 
 
 def _empty_window(ctx: dict[str, Any]) -> Any:
