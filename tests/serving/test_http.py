@@ -273,3 +273,42 @@ def test_a_worker_that_cannot_load_the_package_fails_startup(tmp_path, monkeypat
     monkeypatch.delenv(ENV_PACKAGE)
     with pytest.raises(SystemExit):
         app_from_env()
+
+
+def test_the_workers_listener_says_tcp_so_connections_get_nodelay():
+    """uvicorn's shared listener has proto 0, so asyncio left Nagle on for every
+    connection: ~40 ms per keep-alive request with --workers 2 (uvicorn issue #3149)."""
+    import asyncio
+    import socket
+
+    from ltr.serving.http import tcp_listener
+
+    config = uvicorn.Config("ltr.serving.http:app_from_env", factory=True, workers=2,
+                            host="127.0.0.1", port=_free_port())
+    raw = config.bind_socket()
+    assert raw.proto == 0  # uvicorn's own: if this fails, uvicorn fixed it
+    sock = tcp_listener(raw)
+    nodelay: list[int] = []
+
+    async def accept_one() -> None:
+        def made(transport) -> None:
+            conn = transport.get_extra_info("socket")
+            nodelay.append(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+        proto = type("P", (asyncio.Protocol,), {"connection_made": lambda self, t: made(t)})
+        server = await asyncio.get_running_loop().create_server(proto, sock=sock)
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        for _ in range(100):
+            if nodelay:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+
+    try:
+        assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
+        asyncio.run(accept_one())
+    finally:
+        sock.close()
+    assert nodelay and nodelay[0] != 0
