@@ -101,6 +101,18 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, str | int | np.integer) and not isinstance(value, bool)
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_id(value: Any, where: str) -> None:
+    """A product or customer id sent in a request: a string of valid Unicode, or an
+    integer that fits 64 bits (ids are echoed back in the response)."""
+    if isinstance(value, str):
+        check_text(value, where)
+    elif isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        raise RequestError(where, "is an integer beyond 64 bits; send large ids as strings")
+
+
 class RequestAssembler:
     """Builds :class:`AssembledBatch` for requests against one package's tables."""
 
@@ -179,6 +191,7 @@ class RequestAssembler:
             if "product_id" not in item or not _is_id(item["product_id"]):
                 raise RequestError(f"{where}.product_id", "a product record needs a "
                                    "product_id (string or integer)")
+            check_id(item["product_id"], f"{where}.product_id")
             record = self._record(item, self.product_fields, where, "product_id",
                                   PRODUCT_RANGES)
             title = record.get(self.schema.title_column)
@@ -189,6 +202,7 @@ class RequestAssembler:
         if not _is_id(item):
             raise RequestError(where, f"must be a product id (string or integer) or a record, "
                                f"got {type(item).__name__}")
+        check_id(item, where)
         key = key_of(item)
         row = self.catalog.index.get(key, -1)
         if row < 0:

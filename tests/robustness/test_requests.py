@@ -90,6 +90,13 @@ CASES = [
     request_case("request-record-no-id", "a product record without product_id",
                  rank(products=lambda c: [{"title": "x", "price": 3.0}]),
                  ("products[0].product_id",)),
+    request_case("request-record-id-surrogate", "a record's product_id with a lone "
+                 "surrogate (ids are echoed back)",
+                 rank(products=lambda c: [c.record(product_id="new \udcff")]),
+                 ("products[0].product_id", "Unicode")),
+    request_case("request-record-id-huge", "a record's product_id 10**400",
+                 rank(products=lambda c: [c.record(product_id=10**400)]),
+                 ("products[0].product_id", "64 bits")),
     request_case("request-record-no-title", "a new product record without a title",
                  rank(products=lambda c: [{"product_id": "n", "price": 3.0}]),
                  ("products[0].title",)),
