@@ -148,6 +148,14 @@ CASES = [
                 _set("impressions", "clicked", 0, "yes"), ("impressions.csv", "clicked")),
     tables_case("impressions-purchased-nan", "purchased missing",
                 _set("impressions", "purchased", 2, None), ("impressions.csv", "purchased")),
+    tables_case("impressions-clicked-all-missing", "a required column that parses to all "
+                "missing ('n/a' in every row)", _column("impressions", "clicked", ["n/a"] * 5),
+                ("impressions.csv", "clicked", "missing")),
+    tables_case("impressions-timestamp-all-unparseable", "a timestamp column of words only",
+                _timestamps(["soon"] * 5), ("impressions.csv", "timestamp", "parseable")),
+    tables_case("customers-attribute-all-missing", "an optional customer attribute empty in "
+                "every row", _column("customers", "segment", [None, None]),
+                expect="accepted"),
     tables_case("impressions-unknown-product", "a shown product absent from the catalog",
                 _set("impressions", "product_id", 0, 99), ("impressions.csv", "product_id",
                                                            "products")),
