@@ -9,6 +9,17 @@ validation lists against the same target; the best epoch's weights are kept.
 Subclasses only say how to build their backbone (:meth:`NeuralRanker.build_backbone`).
 Weights are saved as safetensors.
 
+**Streamed training lists** (``data.stream_dir``: ``data.train`` is None and
+``data.train_stream`` reads ``train.parquet`` one row group at a time): training reads
+:class:`~ltr.training.stream.ListTensorStream` over that file, one pass per epoch, each
+row group's lists turned into the same ``(numeric, categorical, target)`` tensors as in
+memory (:func:`_tensors`) and shuffled within a buffer of :data:`STREAM_BUFFER` row
+groups. Validation lists stay in memory.
+
+**Validation NDCG@10 across processes**: each process sums NDCG@10 over its lists and
+counts them; the sums and counts are added over processes before dividing (the pooled
+mean over every validation list, not a mean of per-process means).
+
 Baselines (end of this module, ``docs/rankers_neural.md``): :class:`DCNV2Ranker`
 (``dcnv2``), :class:`TabNetRanker` (``tabnet``) and :class:`FTTransformerRanker`
 (``ft_transformer``), each configured by an ``arch`` dict (:class:`ArchRanker`).
@@ -28,7 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ltr.checks import Range, check_ranges
-from ltr.errors import ConfigError, check_known_keys
+from ltr.errors import ConfigError, DataValidationError, check_known_keys
 from ltr.io import atomic_path, read_json, write_json
 from ltr.losses.registry import get_loss
 from ltr.metrics import ndcg
@@ -40,7 +51,10 @@ from ltr.models.tabular_backbones import (
     check_tabnet_arch,
 )
 from ltr.rankers.base import Capabilities, Ranker, ranker_inputs, ranking_target
+from ltr.training.stream import ListTensorStream
 from ltr.training.trainer import TRAINING_RANGES, fit_best
+
+STREAM_BUFFER = 4  # row groups whose lists are shuffled together when training streams
 
 
 def list_scores(backbone: nn.Module, numeric: torch.Tensor, categorical: torch.Tensor
@@ -82,8 +96,13 @@ class _ScoreModule(pl.LightningModule):
         self._val[1] += float(r.included.sum())
 
     def on_validation_epoch_end(self) -> None:
-        total, count = self._val
-        self.log("val/ndcg@10", total / count if count else 0.0)
+        # sums and counts pooled over processes, then divided (one process: as they are)
+        pooled = torch.tensor(self._val, dtype=torch.float64)
+        if self._trainer is not None:
+            pooled = self.trainer.strategy.reduce(pooled, reduce_op="sum")
+        total, count = (float(v) for v in pooled)
+        # the same value on every process now, so sync_dist's mean leaves it as it is
+        self.log("val/ndcg@10", total / count if count else 0.0, sync_dist=True)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -110,7 +129,7 @@ class NeuralRanker(Ranker):
     """
 
     kind = "neural"
-    capabilities = Capabilities(text="optional", prunable="lightning")
+    capabilities = Capabilities(text="optional", prunable="lightning", streams=True)
     DEFAULTS: dict[str, Any] = {
         "loss": "lambda_ndcg",  # ranking loss (docs/losses.md)
         "lr": 1e-3,  # AdamW learning rate
@@ -146,17 +165,15 @@ class NeuralRanker(Ranker):
     def _fit(self, data: Any) -> None:
         p = self.params
         pl.seed_everything(p["seed"], verbose=False)
-        train = _tensors(data.train, data, p["use_text"])
+        train = self._train_loader(data)
         # validation ranks with row-order ties: put them in the neutral order first
         valid = _tensors(data.valid.in_neutral_order(), data, p["use_text"])
-        self.dims_ = {"n_numeric": int(train[0].shape[-1]),
+        self.dims_ = {"n_numeric": int(valid[0].shape[-1]),
                       "cardinalities": list(data.preprocessor.cardinalities)}
         self.backbone_ = self.build_backbone(self.dims_["n_numeric"],
                                              self.dims_["cardinalities"], dict(p["arch"]))
         module = _ScoreModule(self.backbone_, p["loss"], p["lr"], p["weight_decay"])
-        fit = fit_best(module, train_dataloaders=DataLoader(TensorDataset(*train),
-                                                            batch_size=p["batch_size"],
-                                                            shuffle=True),
+        fit = fit_best(module, train_dataloaders=train,
                        val_dataloaders=DataLoader(TensorDataset(*valid), batch_size=256),
                        max_epochs=p["max_epochs"], patience=p["patience"],
                        callbacks=self.callbacks)
@@ -164,6 +181,24 @@ class NeuralRanker(Ranker):
         if not math.isnan(fit.best_score):
             self.best_score_ = fit.best_score
         self.backbone_.eval()
+
+    def _train_loader(self, data: Any) -> DataLoader:
+        """Shuffled batches of training lists: in memory (``data.train``), or streamed
+        from ``data.train_stream`` (see the module docstring)."""
+        p = self.params
+
+        def tensors(lists: Any) -> tuple[torch.Tensor, ...]:
+            return _tensors(lists, data, p["use_text"])
+
+        if getattr(data, "train", None) is not None:
+            return DataLoader(TensorDataset(*tensors(data.train)), batch_size=p["batch_size"],
+                              shuffle=True)
+        stream = getattr(data, "train_stream", None)
+        if stream is None:
+            raise DataValidationError("data.train", "there are no training lists, in memory "
+                                      "or streamed (data.stream_dir)")
+        return DataLoader(ListTensorStream(stream, tensors, STREAM_BUFFER),
+                          batch_size=p["batch_size"])
 
     def _score(self, lists: Any, data: Any) -> np.ndarray:
         numeric, categorical = _inputs(lists, data, self.params["use_text"])

@@ -39,6 +39,21 @@ slot, in slot order — i.e. they are treated as positions beyond the displayed 
 Slots without a known grade are left out, so later rows move up: positions are then
 ranks among the kept rows, not the logged numbers. Validation rows are not reordered.
 
+**Streamed training lists** (``data.stream_dir``: ``data.train`` is None and
+``data.train_stream`` reads ``train.parquet``, whole lists per row group): training goes
+through XGBoost's external memory. :class:`ListRowBatches`, an ``xgboost.DataIter``, gives
+one row group's rows per ``next()`` call — the same rows, grades and row order as above,
+with ``qid`` offset by the lists of the row groups before it, so groups stay contiguous,
+increasing and never straddle two batches — and ``xgboost.ExtMemQuantileDMatrix`` builds
+the quantile sketch and the binned pages from it, caching the pages on disk (in a
+temporary folder beside ``train.parquet``, removed after training). Memory then holds one
+row group of raw rows plus XGBoost's per-row gradients, not the training matrix. The
+trees are the in-memory ones up to the quantile sketch (with fewer distinct values of a
+feature than ``max_bin``, 256, the cuts are exact either way) and the row order: lists
+come in the file's shuffled order, which changes row subsampling (``subsample`` < 1).
+Validation rows stay in memory (a ``QuantileDMatrix`` on the training cuts, as the
+in-memory path builds).
+
 **Saved state**: the booster in XGBoost's own JSON format (``model.json``, written
 atomically), with ``best_iteration``, ``best_score`` and the training time as booster
 attributes. No pickle.
@@ -46,7 +61,10 @@ attributes. No pickle.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +79,37 @@ MODEL_FILE = "model.json"
 EVAL_METRIC = "ndcg@10"
 OBJECTIVES = ("rank:ndcg", "rank:pairwise", "rank:map")
 PAIR_METHODS = ("topk", "mean")
+
+
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # (X, grade, qid)
+
+
+class ListRowBatches(xgb.DataIter):
+    """An ``xgboost.DataIter`` over ``(X, grade, qid)`` batches: one batch per ``next()``
+    call, from a fresh ``batches()`` iterator after each ``reset()``. Every batch must hold
+    whole query groups (XGBoost concatenates the batches' groups). ``cache_prefix``: where
+    external memory writes its pages."""
+
+    def __init__(self, batches: Callable[[], Iterator[Rows]], feature_types: list[str],
+                 cache_prefix: str) -> None:
+        self._batches, self._feature_types = batches, feature_types
+        self._it: Iterator[Rows] | None = None
+        self.rows = 0  # rows given in the latest pass
+        super().__init__(cache_prefix=cache_prefix, release_data=True)
+
+    def next(self, input_data: Callable[..., None]) -> bool:
+        if self._it is None:
+            self._it, self.rows = self._batches(), 0
+        batch = next(self._it, None)
+        if batch is None:
+            return False
+        x, y, qid = batch
+        input_data(data=x, label=y, qid=qid, feature_types=self._feature_types)
+        self.rows += len(y)
+        return True
+
+    def reset(self) -> None:
+        self._it = None
 
 
 def _is_int(v: Any) -> bool:
@@ -123,7 +172,7 @@ class XGBoostRanker(Ranker):
     """
 
     kind = "xgboost"
-    capabilities = Capabilities(text="optional", prunable="xgboost")
+    capabilities = Capabilities(text="optional", prunable="xgboost", streams=True)
     DEFAULTS: dict[str, Any] = {
         "n_estimators": 500,  # boosting rounds at most
         "max_depth": 6,  # tree depth
@@ -208,33 +257,82 @@ class XGBoostRanker(Ranker):
 
     def _fit(self, data: Any) -> None:
         p = self.params
-        if getattr(data, "train", None) is None:
-            raise ConfigError("data.stream_dir", "the xgboost ranker needs the training "
-                              "lists in memory; streamed training lists are not supported")
-        x, y, qid = self._rows(data.train, data, by_position=bool(p["unbiased"]))
-        if not len(y):
-            raise DataValidationError("data.train", "has no slot with a known relevance "
-                                      "grade: nothing to train on", column="relevance")
-        evals: list[tuple[np.ndarray, np.ndarray]] = []
-        eval_qid: list[np.ndarray] = []
+        streamed = getattr(data, "train", None) is None
+        if streamed and getattr(data, "train_stream", None) is None:
+            raise DataValidationError("data.train", "there are no training lists, in memory "
+                                      "or streamed (data.stream_dir)")
+        evals: list[Rows] = []
         if getattr(data, "valid", None) is not None:
             xv, yv, qv = self._rows(data.valid, data, need_relevant=True)
             if len(yv):
-                evals, eval_qid = [(xv, yv)], [qv]
+                evals = [(xv, yv, qv)]
         stop = bool(evals) and p["early_stopping_rounds"] is not None
-        model = self._estimator(self._feature_types(data.train), early_stopping=stop)
+        template = data.valid if streamed else data.train  # the same feature widths
+        model = self._estimator(self._feature_types(template), early_stopping=stop)
         t0 = time.perf_counter()
-        model.fit(x, y, qid=qid, eval_set=evals or None, eval_qid=eval_qid or None,
-                  verbose=False)
+        if streamed:
+            booster, history = self._fit_streamed(model, data, evals)
+        else:
+            x, y, qid = self._rows(data.train, data, by_position=bool(p["unbiased"]))
+            if not len(y):
+                raise self._nothing_to_train()
+            model.fit(x, y, qid=qid, eval_set=[(xv, yv) for xv, yv, _ in evals] or None,
+                      eval_qid=[qv for _, _, qv in evals] or None, verbose=False)
+            booster, history = model.get_booster(), model.evals_result()
         self.train_seconds_ = time.perf_counter() - t0
-        booster = model.get_booster()
         if booster.attr("best_iteration") is None:  # no early stopping: every tree counts
             booster.set_attr(best_iteration=str(booster.num_boosted_rounds() - 1))
             if evals:
-                history = model.evals_result()["validation_0"][EVAL_METRIC]
-                booster.set_attr(best_score=repr(float(history[-1])))
+                scores = history["validation_0"][EVAL_METRIC]
+                booster.set_attr(best_score=repr(float(scores[-1])))
         booster.set_attr(ltr_train_seconds=repr(self.train_seconds_))
         self._set_booster(booster)
+
+    @staticmethod
+    def _nothing_to_train() -> DataValidationError:
+        return DataValidationError("data.train", "has no slot with a known relevance "
+                                   "grade: nothing to train on", column="relevance")
+
+    def _streamed_rows(self, data: Any) -> Iterator[Rows]:
+        """The training rows of each row group of ``data.train_stream`` (row groups
+        without a graded slot skipped), ``qid`` offset to stay unique and increasing."""
+        offset = 0
+        for lists in data.train_stream.lists():
+            x, y, qid = self._rows(lists, data, by_position=bool(self.params["unbiased"]))
+            if len(y):
+                yield x, y, qid + offset
+            offset += len(lists)
+
+    def _fit_streamed(self, model: xgb.XGBRanker, data: Any, evals: list[Rows]
+                      ) -> tuple[xgb.Booster, dict[str, Any]]:
+        """Train ``model``'s parameters on the streamed training lists through external
+        memory (see the module docstring); ``(booster, evaluation history)``."""
+        n_jobs = self.params["n_jobs"]
+        types = self._feature_types(data.valid)
+        history: dict[str, Any] = {}
+        cache_dir = Path(data.train_stream.path).parent
+        with tempfile.TemporaryDirectory(prefix=".xgboost-cache-", dir=cache_dir) as tmp:
+            batches = ListRowBatches(lambda: self._streamed_rows(data), types,
+                                     os.path.join(tmp, "train"))
+            try:
+                train = xgb.ExtMemQuantileDMatrix(batches, enable_categorical=True,
+                                                  nthread=n_jobs)
+            except xgb.core.XGBoostError:
+                if batches.rows == 0:
+                    raise self._nothing_to_train() from None
+                raise
+            if batches.rows == 0:
+                raise self._nothing_to_train()
+            watch = [(xgb.QuantileDMatrix(x, y, qid=q, ref=train, feature_types=types,
+                                          enable_categorical=True, nthread=n_jobs),
+                      "validation_0") for x, y, q in evals]
+            booster = xgb.train(model.get_xgb_params(), train,
+                                num_boost_round=model.get_num_boosting_rounds(),
+                                evals=watch, early_stopping_rounds=model.early_stopping_rounds,
+                                evals_result=history, verbose_eval=False,
+                                callbacks=model.callbacks)
+            del train, watch
+        return booster, history
 
     def _set_booster(self, booster: xgb.Booster) -> None:
         booster.set_param({"nthread": self.params["n_jobs"]})

@@ -7,11 +7,18 @@ yields its lists as padded items of a fixed width — memory holds one row group
 log. With several DataLoader workers, worker ``w`` of ``n`` reads row groups
 ``w, w + n, ...``. Streaming reads in file order, so the outcome-balanced sampler does not
 apply: lists come uniformly shuffled (at write time).
+
+Rankers that are not the MMoE read the same file through :meth:`ParquetListStream.lists`
+(one :class:`~ltr.training.lists.ListData` per row group): the XGBoost ranker feeds them
+to its external-memory ``DataIter``; the neural single-score rankers wrap them in
+:class:`ListTensorStream`, which turns each row group's lists into the ranker's own
+tensors and reshuffles them every epoch within a buffer of a few row groups (memory: the
+buffer, not the file).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +30,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ltr.features.preprocess import Preprocessor
 from ltr.io import atomic_path
-from ltr.training.lists import ListDataset, build_lists
+from ltr.training.lists import ListData, ListDataset, build_lists
 
 
 def write_list_rows(rows: pd.DataFrame, path: str | Path, group_col: str,
@@ -61,12 +68,53 @@ class ParquetListStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
-        pf = pq.ParquetFile(self.path)
-        for g in range(worker, self.n_row_groups, n_workers):
-            rows = pf.read_row_group(g).to_pandas()
-            lists = build_lists(rows, self.group_col, self.pre, self.query_index,
-                                self.product_index, self.tasks, f"{self.path} row group {g}",
-                                list_size=self.list_size)
+        for lists in self.lists(range(worker, self.n_row_groups, n_workers)):
             items = ListDataset(lists)
             for i in range(len(items)):
                 yield items[i]
+
+    def lists(self, row_groups: Iterable[int] | None = None) -> Iterator[ListData]:
+        """The lists of each row group (all, in file order, unless ``row_groups``), padded
+        to the stream's width: one row group in memory at a time."""
+        pf = pq.ParquetFile(self.path)
+        for g in range(self.n_row_groups) if row_groups is None else row_groups:
+            rows = pf.read_row_group(g).to_pandas()
+            yield build_lists(rows, self.group_col, self.pre, self.query_index,
+                              self.product_index, self.tasks, f"{self.path} row group {g}",
+                              list_size=self.list_size)
+
+
+class ListTensorStream(IterableDataset):
+    """Per-list tensors of a :class:`ParquetListStream`, shuffled by a row-group buffer.
+
+    ``to_tensors`` maps one row group's :class:`ListData` to a tuple of ``[G, ...]``
+    tensors (e.g. a ranker's inputs and target); each item is one list's slice, so a
+    DataLoader's default collate stacks them into batches. One pass over the file per
+    epoch: row groups in a random order, ``buffer`` row groups read at a time and their
+    lists shuffled together. Memory holds ``buffer`` row groups. The order is drawn from
+    torch's random generator (seeded by ``lightning.seed_everything`` like a shuffling
+    DataLoader), so it differs every epoch and is reproducible. DataLoader workers split
+    the row groups as :class:`ParquetListStream` does.
+    """
+
+    def __init__(self, stream: ParquetListStream,
+                 to_tensors: Callable[[ListData], tuple[torch.Tensor, ...]],
+                 buffer: int = 4) -> None:
+        super().__init__()
+        self.stream, self.to_tensors, self.buffer = stream, to_tensors, max(1, int(buffer))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        rng = np.random.default_rng(seed)
+        groups = np.arange(worker, self.stream.n_row_groups, n_workers)
+        groups = groups[rng.permutation(len(groups))].tolist()
+        for start in range(0, len(groups), self.buffer):
+            parts = [self.to_tensors(lists) for lists in
+                     self.stream.lists(groups[start:start + self.buffer])]
+            if not parts:
+                continue
+            tensors = [torch.cat(column) for column in zip(*parts, strict=True)]
+            for i in rng.permutation(len(tensors[0])).tolist():
+                yield tuple(t[i] for t in tensors)
