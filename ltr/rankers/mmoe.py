@@ -39,7 +39,7 @@ class MMoERanker(Ranker):
     ``batch_size``, ``seed``, ``sampling``."""
 
     kind = "mmoe"
-    capabilities = Capabilities(text="optional", multi_task=True, prunable="lightning")
+    capabilities = Capabilities(text="optional", multi_task=True, prunable="lightning", streams=True)
     use_text_default = True
     backbone = "mmoe"
 

@@ -639,7 +639,18 @@ class LtrModule(pl.LightningModule):
 
     def _flush(self) -> dict[str, float]:
         logged = {}
-        for name, (total, count) in self._sums.items():
+        sums = dict(self._sums)
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.world_size > 1 and sums:
+            # pool sums and counts over processes, then divide: a mean of per-process
+            # means would weight a process's few lists like another's many
+            names = sorted(sums)
+            pooled = trainer.strategy.reduce(
+                torch.tensor([[float(sums[n][0]), float(sums[n][1])] for n in names],
+                             device=self.device), reduce_op="sum")
+            sums = {n: (float(t), float(c)) for n, (t, c) in zip(names, pooled.tolist(),
+                                                                 strict=True)}
+        for name, (total, count) in sums.items():
             value = total / count if count else float("nan")
             self.log(name, value, prog_bar=name.endswith("ndcg@10"), sync_dist=True)
             logged[name] = value

@@ -54,7 +54,8 @@ def _ndcg(scores: np.ndarray, lists) -> float:
 
 
 def test_capabilities_say_they_stream():
-    for name in ("xgboost", "dcnv2", "tabnet", "ft_transformer"):
+    for name in ("xgboost", "dcnv2", "tabnet", "ft_transformer", "mmoe", "ple",
+                 "mmoe_tabular"):
         assert capabilities(name).streams, name
 
 
@@ -158,3 +159,24 @@ def test_validation_ndcg_pools_sums_over_processes(monkeypatch):
     module._val = [0.5, 1.0]  # this process: 1 list at 0.5
     module.on_validation_epoch_end()
     assert logged["val/ndcg@10"] == pytest.approx(9.5 / 11)  # not (0.5 + 0.9) / 2
+
+
+def test_multi_task_metrics_pool_sums_over_processes(monkeypatch):
+    """The MMoE's per-task metrics (``LtrModule._flush``): sums and counts pooled over
+    processes before dividing, as the single-score rankers do."""
+    from ltr.training.module import LtrModule
+
+    module = LtrModule(tasks=["click"], use_text=False,
+                       feature_dims={"n_numeric": 2, "cardinalities": []})
+
+    class Strategy:
+        def reduce(self, tensor, reduce_op="mean"):
+            assert reduce_op == "sum"
+            return tensor + torch.tensor([[9.0, 10.0]], dtype=tensor.dtype)
+
+    module._trainer = SimpleNamespace(strategy=Strategy(), world_size=2)
+    logged = {}
+    monkeypatch.setattr(module, "log", lambda name, value, **kw: logged.update({name: value}))
+    module._sums = {"val/mrr@10_click": [0.5, 1.0]}
+    module._flush()
+    assert logged["val/mrr@10_click"] == pytest.approx(9.5 / 11)
