@@ -4,8 +4,10 @@
 holds whole lists (lists shuffled once, with a seed; rows of a list kept together and in
 order). :class:`ParquetListStream` then reads one row group at a time, preprocesses it and
 yields its lists as padded items of a fixed width — memory holds one row group, not the
-log. With several DataLoader workers, worker ``w`` of ``n`` reads row groups
-``w, w + n, ...``. Streaming reads in file order, so the outcome-balanced sampler does not
+log. The lists are sharded by row group over every reader, DataLoader workers times DDP
+processes (:func:`shard`): reader ``i`` of ``n`` reads row groups ``i, i + n, ...``. Under
+DDP give the file a row-group count that is a multiple of the readers (``lists_per_group``),
+or ranks see unequal batch counts. Streaming reads in file order, so the outcome-balanced sampler does not
 apply: lists come uniformly shuffled (at write time).
 
 Rankers that are not the MMoE read the same file through :meth:`ParquetListStream.lists`
@@ -53,6 +55,20 @@ def write_list_rows(rows: pd.DataFrame, path: str | Path, group_col: str,
     return path
 
 
+def shard() -> tuple[int, int]:
+    """``(index, count)`` of this reader among all readers: DataLoader workers within a
+    process, times processes (DDP ranks, over every node) when ``torch.distributed`` is
+    initialised. Reader ``i`` of ``n`` reads row groups ``i, i + n, ...``, so each row
+    group is read by exactly one reader per epoch."""
+    import torch.distributed as dist
+
+    info = get_worker_info()
+    worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+    rank, world = (dist.get_rank(), dist.get_world_size()) \
+        if dist.is_available() and dist.is_initialized() else (0, 1)
+    return rank * n_workers + worker, world * n_workers
+
+
 class ParquetListStream(IterableDataset):
     """Padded training lists from a file written by :func:`write_list_rows`."""
 
@@ -66,8 +82,7 @@ class ParquetListStream(IterableDataset):
         self.n_row_groups = pq.ParquetFile(self.path).num_row_groups
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        info = get_worker_info()
-        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        worker, n_workers = shard()
         for lists in self.lists(range(worker, self.n_row_groups, n_workers)):
             items = ListDataset(lists)
             for i in range(len(items)):
@@ -104,8 +119,7 @@ class ListTensorStream(IterableDataset):
         self.stream, self.to_tensors, self.buffer = stream, to_tensors, max(1, int(buffer))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        info = get_worker_info()
-        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        worker, n_workers = shard()
         seed = int(torch.empty((), dtype=torch.int64).random_().item())
         rng = np.random.default_rng(seed)
         groups = np.arange(worker, self.stream.n_row_groups, n_workers)

@@ -41,3 +41,25 @@ def test_stream_matches_in_memory_lists(tiny_log_dir, tmp_path):
             np.testing.assert_array_equal(item[f"y_{t}"].numpy()[m], mem.train.labels[t][j][m])
     loader = torch.utils.data.DataLoader(streamed.train_stream, batch_size=16)
     assert next(iter(loader))["numeric"].shape[:2] == (16, width)
+
+
+def test_shard_spans_workers_and_ddp_ranks(monkeypatch):
+    """Row groups are dealt over DataLoader workers x DDP ranks: every reader a distinct
+    index, so each row group is read once per epoch over all processes."""
+    import torch.distributed as dist
+
+    from ltr.training import stream
+
+    assert stream.shard() == (0, 1)  # one process, no workers
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 3)
+    seen = set()
+    for rank in range(3):
+        monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
+        for worker in range(2):
+            info = type("Info", (), {"id": worker, "num_workers": 2})()
+            monkeypatch.setattr(stream, "get_worker_info", lambda info=info: info)
+            index, count = stream.shard()
+            assert count == 6
+            seen.add(index)
+    assert seen == set(range(6))
