@@ -134,26 +134,81 @@ def join_rows(rows: pd.DataFrame, log: SearchLog, hist: History,
     return add_derived(out, spec.derived, group)
 
 
+NEGATIVE_ROUNDS = 8  # vectorised draw rounds before the few sessions left go one by one
+
+
 def _hard_negatives(train: pd.DataFrame, pool: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     """For each training session, ``n`` products of its query's pool it did not show
-    (binary outcomes 0, position unknown), drawn with a seeded generator."""
-    if n <= 0 or pool.empty:
+    (binary outcomes 0, position unknown): a uniform draw without replacement from the
+    pool minus the shown products (all of them when fewer than ``n``).
+
+    Vectorised over sessions: each round draws ``need + shown`` pool indices per session
+    with replacement (random integers), drops shown products and repeats, and keeps the
+    first ``need`` distinct ones in draw order; the first ``k`` distinct values of an
+    i.i.d. uniform sequence over a set are a uniform ``k``-subset of it. Sessions still
+    short after :data:`NEGATIVE_ROUNDS` rounds (a pool that is nearly all shown) are
+    completed one by one."""
+    if n <= 0 or pool.empty or train.empty:
         return train.iloc[:0]
     rng = np.random.default_rng(seed)
-    pool_by_q = {q: g["product_id"].to_numpy() for q, g in pool.groupby("query")}
-    sessions = train.groupby("session_id", sort=False).agg(
-        query=("query", "first"), customer_id=("customer_id", "first"),
-        timestamp=("timestamp", "first"), shown=("product_id", lambda s: set(s.tolist())))
-    rows = []
-    for sid, q, cust, ts, shown in sessions.itertuples(index=True, name=None):
-        cand = pool_by_q.get(q)
-        if cand is None:
-            continue
-        picks = rng.permutation(cand)
-        picks = [p for p in picks if p not in shown][:n]
-        rows += [(sid, ts, cust, q, p) for p in picks]
-    neg = pd.DataFrame(rows, columns=["session_id", "timestamp", "customer_id", "query",
-                                      "product_id"])
+    q_codes, queries = pd.factorize(pool["query"].astype(str), sort=True)
+    order = np.argsort(q_codes, kind="stable")
+    pool_products = pool["product_id"].to_numpy()[order]
+    sizes = np.bincount(q_codes, minlength=len(queries))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    sessions = train.drop_duplicates("session_id")[["session_id", "timestamp",
+                                                     "customer_id", "query"]]
+    q_of = pd.Index(queries).get_indexer(sessions["query"].astype(str))
+    sessions, q_of = sessions[q_of >= 0].reset_index(drop=True), q_of[q_of >= 0]
+    n_sessions = len(sessions)
+    s_index = pd.Series(np.arange(n_sessions), index=sessions["session_id"].to_numpy())
+    shown = train[["session_id", "query", "product_id"]].drop_duplicates(
+        ["session_id", "product_id"])
+    shown = shown[shown["session_id"].isin(s_index.index)]
+    shown_s = s_index.reindex(shown["session_id"].to_numpy()).to_numpy()
+    in_pool = shown.assign(query=shown["query"].astype(str)).merge(
+        pool[["query", "product_id"]].assign(query=pool["query"].astype(str)),
+        on=["query", "product_id"], how="left", indicator=True)["_merge"].eq("both")
+    n_shown = np.bincount(shown_s, minlength=n_sessions)
+    need = np.minimum(n, sizes[q_of] - np.bincount(shown_s[in_pool.to_numpy()],
+                                                   minlength=n_sessions))
+    shown_keys = pd.MultiIndex.from_arrays([shown_s, shown["product_id"].to_numpy()])
+    kept = pd.DataFrame({"_s": np.zeros(0, np.int64), "product_id": pool_products[:0],
+                         "_r": np.zeros(0, np.int64)})
+    have = np.zeros(n_sessions, dtype=np.int64)
+    drawn = 0
+    for _ in range(NEGATIVE_ROUNDS):
+        todo = np.flatnonzero(have < need)
+        if not len(todo):
+            break
+        sess = np.repeat(todo, need[todo] - have[todo] + n_shown[todo])
+        pick = starts[q_of[sess]] + (rng.random(len(sess)) * sizes[q_of[sess]]).astype(
+            np.int64)
+        cand = pd.DataFrame({"_s": sess, "product_id": pool_products[pick],
+                             "_r": drawn + np.arange(len(sess))})
+        drawn += len(sess)
+        cand = cand[~pd.MultiIndex.from_arrays([cand["_s"].to_numpy(),
+                                                cand["product_id"].to_numpy()]
+                                               ).isin(shown_keys)]
+        kept = pd.concat([kept, cand], ignore_index=True).drop_duplicates(
+            ["_s", "product_id"])
+        have = np.bincount(kept["_s"].to_numpy(), minlength=n_sessions)
+    kept = kept.sort_values(["_s", "_r"], kind="stable")
+    kept = kept[kept.groupby("_s").cumcount().to_numpy() < need[kept["_s"].to_numpy()]]
+    parts = [kept[["_s", "product_id"]]]
+    for s in np.flatnonzero(have < need):  # rare: pools nearly all shown
+        taken = set(kept.loc[kept["_s"] == s, "product_id"].tolist())
+        seen = set(shown.loc[shown_s == s, "product_id"].tolist()) | taken
+        lo = starts[q_of[s]]
+        rest = [p for p in rng.permutation(pool_products[lo:lo + sizes[q_of[s]]])
+                if p not in seen][:need[s] - len(taken)]
+        parts.append(pd.DataFrame({"_s": s, "product_id": rest}))
+    picks = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    picks = picks.sort_values("_s", kind="stable")
+    at = picks["_s"].to_numpy(dtype=np.int64)
+    neg = pd.DataFrame({c: sessions[c].to_numpy()[at] for c in ("session_id", "timestamp",
+                                                                 "customer_id", "query")})
+    neg["product_id"] = picks["product_id"].to_numpy()
     return neg.assign(position=0, clicked=0, added_to_cart=0, purchased=0)
 
 
@@ -165,13 +220,18 @@ def _pool_lists(labels: pd.DataFrame, repeats: int, size: int, seed: int,
     rng = np.random.default_rng(seed + 2)
     parts, next_id = [], first_id
     cols = ["query", "product_id", *(["grade"] if keep_grade else [])]
-    for _ in range(repeats):
-        for _q, g in labels.groupby("query", sort=True):
-            order = rng.permutation(len(g))
-            for start in range(0, len(g), size):
-                chunk = g.iloc[order[start:start + size]]
-                parts.append(chunk[cols].assign(session_id=next_id))
-                next_id -= 1
+    table = labels[cols].reset_index(drop=True)
+    q_codes = pd.factorize(table["query"], sort=True)[0] if len(table) else np.zeros(0, int)
+    for _ in range(repeats if len(table) else 0):  # vectorised: random keys, no group loop
+        order = np.lexsort((rng.random(len(table)), q_codes))  # shuffled within each query
+        q_sorted = q_codes[order]
+        starts = np.flatnonzero(np.r_[True, np.diff(q_sorted) != 0])
+        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        chunk = rank // size
+        new_list = np.r_[True, (np.diff(q_sorted) != 0) | (np.diff(chunk) != 0)]
+        ids = next_id - (np.cumsum(new_list) - 1)
+        next_id = int(ids[-1]) - 1
+        parts.append(table.iloc[order].assign(session_id=ids))
     if not parts:
         return pd.DataFrame(columns=[*cols, "session_id", "timestamp", "customer_id",
                                      "position", "clicked", "added_to_cart", "purchased"])

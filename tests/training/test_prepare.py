@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ltr.errors import ConfigError
@@ -175,3 +176,51 @@ def test_text_keys_the_model_decides_are_refused_not_ignored(tiny_log_dir, key, 
     with pytest.raises(ConfigError, match=model_key) as err:
         prepare(str(tiny_log_dir), ["click"], text={"model_name": "x", key: value})
     assert err.value.key == f"data.text.{key}"
+
+
+def test_hard_negatives_are_unshown_distinct_pool_products():
+    """The vectorised draw: per session min(n, unshown pool products) distinct products
+    of its query's pool, none shown; a pool nearly all shown gives what it has."""
+    from ltr.training.prepare import _hard_negatives
+
+    rng = np.random.default_rng(0)
+    n_sess, size = 400, 8
+    sid = np.repeat(np.arange(n_sess), 5)
+    query = np.repeat(rng.integers(0, 20, n_sess), 5)
+    train = pd.DataFrame({"session_id": sid, "timestamp": pd.Timestamp("2026-01-01"),
+                          "customer_id": sid % 7, "query": [f"q{q}" for q in query],
+                          "product_id": query * 100 + rng.integers(0, size + 3, len(sid))})
+    train = train.drop_duplicates(["session_id", "product_id"])
+    pool = pd.DataFrame({"query": np.repeat([f"q{q}" for q in range(20)], size),
+                         "product_id": np.repeat(np.arange(20) * 100, size)
+                         + np.tile(np.arange(size), 20)})
+    neg = _hard_negatives(train, pool, 4, seed=3)
+    shown = set(zip(train["session_id"], train["product_id"], strict=True))
+    assert not any(k in shown for k in zip(neg["session_id"], neg["product_id"],
+                                                 strict=True))
+    assert not neg.duplicated(["session_id", "product_id"]).any()
+    assert ((neg["product_id"] // 100).astype(str).radd("q") == neg["query"]).all()
+    assert (neg["product_id"] % 100 < size).all()
+    in_pool = train[train["product_id"] % 100 < size].groupby("session_id").size()
+    want = np.minimum(4, size - in_pool.reindex(range(n_sess), fill_value=0))
+    got = neg.groupby("session_id").size().reindex(range(n_sess), fill_value=0)
+    assert (got.to_numpy() == want.to_numpy()).all()
+    assert neg[["clicked", "position"]].eq(0).all().all()
+
+
+def test_pool_lists_partition_each_query_per_repeat():
+    from ltr.training.prepare import _pool_lists
+
+    labels = pd.DataFrame({"query": np.repeat(["a", "b", "c"], [7, 3, 12]),
+                           "product_id": np.arange(22), "grade": np.arange(22) % 3})
+    rows = _pool_lists(labels, repeats=2, size=5, seed=1, first_id=-1, keep_grade=True)
+    assert len(rows) == 2 * len(labels)
+    ids = rows["session_id"].unique()
+    assert list(ids) == list(range(-1, -len(ids) - 1, -1))  # consecutive, in order
+    assert len(ids) == 2 * (2 + 1 + 3)  # ceil(7/5) + ceil(3/5) + ceil(12/5), twice
+    per_list = rows.groupby("session_id")
+    assert (per_list.size() <= 5).all() and (per_list["query"].nunique() == 1).all()
+    half = rows.iloc[:len(labels)]  # the first repeat holds every labelled pair once
+    assert sorted(half["product_id"]) == list(range(22))
+    assert (half.merge(labels, on=["query", "product_id"])["grade_x"]
+            == half.merge(labels, on=["query", "product_id"])["grade_y"]).all()
