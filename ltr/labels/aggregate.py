@@ -5,6 +5,11 @@ impression and click counts — which is all the position-bias estimators need, 
 *pairs* — one row per (query, product) with impressions, clicks, add-to-carts,
 purchases and mean position. Both are computed with integer codes and ``np.bincount``,
 so a million impressions reduce in well under a second.
+
+The same aggregates computed out of core, in SQL on DuckDB or Spark, come from
+:func:`ltr.scale.scan_log`; :func:`aggregate_log` passes such aggregates through
+unchanged, so that the label rule (:func:`ltr.labels.derive_labels`) takes either a log
+or its aggregates.
 """
 
 from __future__ import annotations
@@ -27,8 +32,12 @@ class LogAggregates:
     n_positions: int
 
 
-def aggregate_log(impressions: pd.DataFrame, source: str = "impressions") -> LogAggregates:
-    """Reduce a validated impression log to pair and cell counts."""
+def aggregate_log(impressions: pd.DataFrame | LogAggregates,
+                  source: str = "impressions") -> LogAggregates:
+    """Reduce a validated impression log to pair and cell counts (aggregates already
+    computed, e.g. by :func:`ltr.scale.scan_log`, are returned as they are)."""
+    if isinstance(impressions, LogAggregates):
+        return impressions
     if len(impressions) == 0:
         raise DataValidationError(source, "is empty: no impressions to derive labels from")
     q_codes, queries = pd.factorize(impressions["query"].astype(str))

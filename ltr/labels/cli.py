@@ -22,6 +22,17 @@ Config keys (YAML; override any with ``--set key.sub=value``):
     exactly the training window of a training run with these data settings, so that
     ``ltr fit`` can train on the result (``data.labels: <out>``); without it the whole
     log is labelled. The window and its fingerprint go into ``label_config.yaml``.
+``engine``
+    where the log is checked and aggregated: ``pandas`` (in memory), ``duckdb`` (out of
+    core, memory bounded by ``memory_limit``), ``spark`` (Spark SQL, local or a cluster)
+    or ``auto`` (default: ``duckdb`` when installed and no ``window`` is set, else
+    ``pandas``). The labels are the same (docs/scale.md).
+``memory_limit``
+    memory cap of the engine, e.g. ``2GB`` (default): DuckDB spills beyond it to a
+    temporary folder; for Spark local mode it sets the driver memory.
+``spark``
+    optional ``{master, conf}`` for ``engine: spark``: the master URL (default
+    ``local[N]``, or the one spark-submit sets) and extra Spark settings.
 """
 
 from __future__ import annotations
@@ -31,13 +42,16 @@ from pathlib import Path
 from typing import Any
 
 TOP_KEYS = {"data", "out", "ground_truth", "label_judged_pool", "disagreement_threshold",
-            "labels", "text", "window"}
+            "labels", "text", "window", "engine", "memory_limit", "spark"}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML config (see docs/labels.md)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set labels.behaviour_weight=0.5")
+    parser.add_argument("--engine", choices=["auto", "pandas", "duckdb", "spark"], default=None,
+                        help="where the log is checked and aggregated (config key engine; "
+                        "docs/scale.md)")
 
 
 def load_run_config(path: str | Path, overrides: list[str], top_keys: set[str] | None = None,
@@ -80,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     from ltr.labels.run import label_run
 
     raw = load_run_config(args.config, args.set)
+    if getattr(args, "engine", None):
+        raw["engine"] = args.engine
     summary = label_run(raw)
     print(summary)
     return 0

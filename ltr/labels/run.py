@@ -1,15 +1,30 @@
-"""One labelling run from a config mapping: load, label, diagnose, write (``ltr label``)."""
+"""One labelling run from a config mapping: load, label, diagnose, write (``ltr label``).
+
+``engine`` picks where the log is checked and aggregated: ``pandas`` loads it whole
+(:func:`ltr.data.load_log`); ``duckdb`` and ``spark`` check it and reduce it to
+(query, product, position) cells in SQL (:mod:`ltr.scale`), memory bounded by
+``memory_limit``; ``auto`` (the default) is ``duckdb`` when it is installed and no
+``window`` is set, else ``pandas``. The label rule after the aggregates is the same code
+for every engine, so the labels are the same.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ltr.data.loaders import load_log
+from ltr.data.loaders import (
+    SearchLog,
+    find_table,
+    load_customers,
+    load_judgements,
+    load_log,
+    load_products,
+)
 from ltr.io import check_output_dir
 from ltr.labels.artifact import artifact_fields, describe, window_fingerprint
 from ltr.labels.config import LabelConfig
@@ -18,6 +33,11 @@ from ltr.labels.pipeline import VARIANTS, derive_labels
 from ltr.labels.report import LABEL_FILES, write_label_run
 from ltr.labels.similarity import pair_coverage, pair_similarity
 from ltr.progress import step
+
+if TYPE_CHECKING:
+    from ltr.scale import LogScan
+
+ENGINE_CHOICES = ("auto", "pandas", "duckdb", "spark")
 
 
 def label_run(raw: dict[str, Any]) -> str:
@@ -31,7 +51,11 @@ def label_run(raw: dict[str, Any]) -> str:
     check_output_dir(raw["out"], "label", LABEL_FILES)  # an unrelated folder: before any work
     config = LabelConfig.from_dict(dict(raw.get("labels") or {}))
     text_cfg = TextConfig.from_mapping(raw.get("text"))
-    log = load_log(raw["data"])
+    engine = resolve_engine(raw.get("engine"), raw.get("window"))
+    if engine == "pandas":
+        log = load_log(raw["data"])
+    else:
+        log, scan = scan_run_log(raw, engine)
     text_cfg, absent = text_cfg.with_available_fields(log.products.columns)
     encoder = TextEncoder.from_config(text_cfg)
 
@@ -44,14 +68,19 @@ def label_run(raw: dict[str, Any]) -> str:
 
     judged = log.judgements
     source = log.sources.get("impressions", "impressions")
-    impressions, window = labelled_window(log, raw.get("window"), source)
+    if engine == "pandas":
+        impressions, window = labelled_window(log, raw.get("window"), source)
+        n_impressions, fingerprint = len(impressions), window_fingerprint(impressions)
+    else:  # the aggregates stand in for the log: derive_labels only aggregates it
+        impressions, window = scan.aggregates, {}
+        n_impressions, fingerprint = scan.n_impressions, scan.fingerprint
     extra = None
     if judged is not None and raw.get("label_judged_pool", True):
         queries = set(impressions["query"].astype(str)) if window else None
         extra = judged[["query", "product_id"]]
         if queries is not None:  # a training window: the judged pools of its queries
             extra = extra[extra["query"].astype(str).isin(queries)]
-    with step(f"labelled {len(impressions):,} impressions"):
+    with step(f"labelled {n_impressions:,} impressions ({engine})"):
         result = derive_labels(impressions, config, similarity, extra, "combined", source,
                                lexical=lexical)
     t_label = time.perf_counter() - t0
@@ -84,8 +113,8 @@ def label_run(raw: dict[str, Any]) -> str:
     run_config = {"ltr_version": __version__, "created": pd.Timestamp.now(tz="UTC").isoformat(),
                   **{k: v for k, v in raw.items() if k not in ("labels", "text", "window")},
                   "sources": log.sources, "labels": config.to_dict(), "text": text_cfg.to_dict(),
-                  **artifact_fields(result, window_fingerprint(impressions), window,
-                                    len(impressions))}
+                  "engine": engine,
+                  **artifact_fields(result, fingerprint, window, n_impressions)}
     paths = write_label_run(result, raw["out"], run_config=run_config,
                             agreement=agreement_table, confusion=confusion, disagreements=dis,
                             disagreement_stats=stats, true_examination=truth)
@@ -110,6 +139,86 @@ def label_run(raw: dict[str, Any]) -> str:
     lines.append(f"{len(dis):,} click/text disagreements -> {paths['disagreements']}")
     lines.append(f"report: {paths['report_md']}")
     return "\n".join(lines)
+
+
+def resolve_engine(engine: str | None, window: dict[str, Any] | None) -> str:
+    """The engine of a run (module docstring); ``window`` needs pandas for now."""
+    from ltr.errors import ConfigError
+
+    name = str(engine or "auto")
+    if name not in ENGINE_CHOICES:
+        raise ConfigError("engine", f"must be one of {ENGINE_CHOICES}, got {name!r}")
+    if name == "auto":
+        if window:
+            return "pandas"
+        try:
+            import duckdb  # noqa: F401
+        except ImportError:
+            return "pandas"
+        return "duckdb"
+    if window and name != "pandas":
+        raise ConfigError("engine", f"'{name}' labels the whole log; a training window "
+                          "(window: ...) is cut on pandas for now: set engine: pandas "
+                          "(docs/scale.md)")
+    return name
+
+
+def scan_run_log(raw: dict[str, Any], engine: str) -> tuple[SearchLog, LogScan]:
+    """The small tables loaded and checked in pandas, the impression log checked and
+    aggregated on ``engine`` (:func:`ltr.scale.scan_log`)."""
+    from ltr.scale import open_engine, scan_log
+
+    data = str(raw["data"])
+    with open_engine(engine, raw.get("memory_limit"), raw.get("spark")) as eng:
+        if "://" in data:  # object storage (s3a://, gs://, hdfs://): read by the engine
+            tables = _remote_tables(eng, data.rstrip("/"))
+        else:
+            tables = {name: find_table(data, name, required=name != "judgements")
+                      for name in ("products", "customers", "impressions", "judgements")}
+            absent: dict[str, list[str]] = {"products": [], "customers": []}
+            products = load_products(tables["products"], absent["products"])
+            customers = load_customers(tables["customers"], absent["customers"])
+            judgements = load_judgements(tables["judgements"], products) \
+                if tables["judgements"] else None
+            tables = {"products": products, "customers": customers,
+                      "judgements": judgements, "impressions": tables["impressions"],
+                      "sources": {k: str(v) for k, v in tables.items() if v is not None},
+                      "absent": {k: v for k, v in absent.items() if v}}
+        scan = scan_log(eng, str(tables["impressions"]), tables["products"],
+                        tables["customers"])
+    log = SearchLog(products=tables["products"], customers=tables["customers"],
+                    impressions=pd.DataFrame(), judgements=tables["judgements"],
+                    sources=tables["sources"], absent_optional=tables["absent"])
+    return log, scan
+
+
+def _remote_tables(eng: Any, data: str) -> dict[str, Any]:
+    """The small tables of a log folder on object storage, read through the engine."""
+    from ltr.data.loaders import check_judgements, check_products
+    from ltr.data.schema import CUSTOMERS
+    from ltr.data.validate import validate_table
+
+    def read(name: str) -> pd.DataFrame:
+        eng.register_file(f"src_{name}", f"{data}/{name}.parquet")
+        return eng.query(f"SELECT * FROM src_{name}")
+
+    absent: dict[str, list[str]] = {"products": [], "customers": []}
+    products = check_products(read("products"), f"{data}/products.parquet",
+                              absent["products"])
+    customers, absent["customers"] = validate_table(read("customers"), CUSTOMERS,
+                                                    f"{data}/customers.parquet")
+    try:
+        judged_raw = read("judgements")
+    except Exception:  # no judgements table: optional
+        judged_raw = None
+    judgements = None if judged_raw is None else \
+        check_judgements(judged_raw, f"{data}/judgements.parquet", products)
+    sources = {n: f"{data}/{n}.parquet" for n in ("products", "customers", "impressions")}
+    if judgements is not None:
+        sources["judgements"] = f"{data}/judgements.parquet"
+    return {"products": products, "customers": customers, "judgements": judgements,
+            "impressions": f"{data}/impressions.parquet", "sources": sources,
+            "absent": {k: v for k, v in absent.items() if v}}
 
 
 def labelled_window(log, window: dict[str, Any] | None, source: str
