@@ -218,6 +218,14 @@ def test_spark_local_mode_equals_duckdb(tiny_log_dir, pandas_log, duck_scan, tmp
     config = LabelConfig()
     assert_same_labels(derive_labels(duck_scan.aggregates, config, similarity).labels,
                        derive_labels(scan.aggregates, config, similarity).labels)
+    # a log folder given as a URI (object storage on a cluster): every table read by Spark
+    from ltr.labels.run import scan_run_log
+
+    log, remote = scan_run_log({"data": f"file://{tiny_log_dir}",
+                                "spark": {"master": "local[2]"}}, "spark")
+    assert remote.fingerprint == duck_scan.fingerprint
+    assert len(log.products) == len(pandas_log.products)
+    assert len(log.judgements) == len(pandas_log.judgements)
 
 
 def test_ltr_label_engine_flag_gives_the_same_label_files(tiny_log_dir, tmp_path, capsys):
