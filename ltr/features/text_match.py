@@ -26,16 +26,25 @@ def lexical_fields(product_fields: Sequence[str] = ()) -> list[str]:
 def row_texts(table: ColumnTable, fields: Sequence[str]) -> np.ndarray:
     """The text lexical matching reads for each row: ``fields`` joined by spaces, a
     missing value skipped (fields absent from the table too)."""
+    import pandas as pd
+
     n = n_rows(table)
-    parts = []
+    parts, key = [], np.zeros(n, dtype=np.int64)
     for col in fields:
         if col in table:
             values, missing = text_column(table, col)
-            parts.append(np.where(missing, "", values.astype(object)))
-    text = parts[0].astype(object) if parts else np.full(n, "", dtype=object)
-    for part in parts[1:]:
-        text = text + " " + part
-    return text
+            codes, uniques = pd.factorize(np.where(missing, "", values.astype(object)))
+            parts.append((codes, np.asarray(uniques, dtype=object)))
+            key = pd.factorize(key * (len(uniques) + 1) + codes)[0]  # < n each: no overflow
+    if not parts:
+        return np.full(n, "", dtype=object)
+    # join the fields once per distinct combination (a product's, in a row table), not
+    # once per row
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    text = parts[0][1][parts[0][0][first]].astype(object)
+    for codes, uniques in parts[1:]:
+        text = text + " " + uniques[codes[first]]
+    return text[inverse]
 
 
 def coverage_column(table: ColumnTable, fields: Sequence[str], source: str = "rows"
