@@ -6,8 +6,8 @@ order). :class:`ParquetListStream` then reads one row group at a time, preproces
 yields its lists as padded items of a fixed width — memory holds one row group, not the
 log. The lists are sharded by row group over every reader, DataLoader workers times DDP
 processes (:func:`shard`): reader ``i`` of ``n`` reads row groups ``i, i + n, ...``. Under
-DDP give the file a row-group count that is a multiple of the readers (``lists_per_group``),
-or ranks see unequal batch counts. Streaming reads in file order, so the outcome-balanced sampler does not
+DDP every reader yields the same number of lists (the smallest share; the remainder of the
+others is dropped for that epoch), so every rank takes the same number of steps. Streaming reads in file order, so the outcome-balanced sampler does not
 apply: lists come uniformly shuffled (at write time).
 
 Rankers that are not the MMoE read the same file through :meth:`ParquetListStream.lists`
@@ -79,13 +79,35 @@ class ParquetListStream(IterableDataset):
         self.path, self.group_col, self.pre = Path(path), group_col, pre
         self.query_index, self.product_index = query_index, product_index
         self.tasks, self.list_size = tasks, list_size
-        self.n_row_groups = pq.ParquetFile(self.path).num_row_groups
+        pf = pq.ParquetFile(self.path)
+        self.n_row_groups = pf.num_row_groups
+        # lists per row group, from the group column alone: under DDP every rank must
+        # take the same number of steps, or the ranks that finish first wait forever in
+        # the gradient all-reduce of the others
+        self.group_lists = np.array([
+            len(pf.read_row_group(g, columns=[group_col]).column(0).unique())
+            for g in range(self.n_row_groups)], dtype=np.int64)
+
+    def reader_limit(self, n_readers: int) -> int | None:
+        """Lists each of ``n_readers`` readers yields per epoch under DDP: the smallest
+        reader's share (the rest of the larger shares is dropped that epoch, as
+        ``DistributedSampler(drop_last=True)`` does); None for one process."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+            return None
+        return int(min(self.group_lists[r::n_readers].sum() for r in range(n_readers)))
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker, n_workers = shard()
+        limit = self.reader_limit(n_workers)
+        yielded = 0
         for lists in self.lists(range(worker, self.n_row_groups, n_workers)):
             items = ListDataset(lists)
             for i in range(len(items)):
+                if limit is not None and yielded >= limit:
+                    return
+                yielded += 1
                 yield items[i]
 
     def lists(self, row_groups: Iterable[int] | None = None) -> Iterator[ListData]:

@@ -63,3 +63,31 @@ def test_shard_spans_workers_and_ddp_ranks(monkeypatch):
             assert count == 6
             seen.add(index)
     assert seen == set(range(6))
+
+
+def test_ddp_ranks_yield_equal_list_counts(tiny_log_dir, tmp_path, monkeypatch):
+    """Under DDP every rank yields as many lists as the smallest share, so no rank waits
+    in a gradient all-reduce that another never reaches (a real 2-process run hung on
+    12 row groups of unequal size before)."""
+    import torch.distributed as dist
+
+    from ltr.training.stream import write_list_rows
+
+    streamed = prepare(str(tiny_log_dir), TASKS, FEATURES, hard_negatives=2, pool_lists=1,
+                       stream_dir=str(tmp_path))
+    stream = streamed.train_stream
+    rows = pq.read_table(stream.path).to_pandas()
+    write_list_rows(rows, stream.path, stream.group_col, lists_per_group=70)  # uneven
+    stream.__init__(stream.path, stream.group_col, stream.pre, stream.query_index,
+                    stream.product_index, stream.tasks, stream.list_size)
+    total = int(stream.group_lists.sum())
+    assert stream.reader_limit(2) is None  # one process: every list
+    assert len(list(iter(stream))) == total
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    counts = []
+    for rank in (0, 1):
+        monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
+        counts.append(len(list(iter(stream))))
+    shares = [int(stream.group_lists[r::2].sum()) for r in (0, 1)]
+    assert counts[0] == counts[1] == min(shares) and shares[0] != shares[1]
