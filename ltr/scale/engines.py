@@ -36,6 +36,9 @@ class SqlEngine:
 
     name = "sql"
 
+    def __init__(self) -> None:
+        self._rownum: dict[str, str] = {}  # view -> its row-number expression
+
     def register_file(self, view: str, path: str) -> None:
         raise NotImplementedError
 
@@ -47,8 +50,9 @@ class SqlEngine:
         raise NotImplementedError
 
     def row_number(self, view: str) -> str:
-        """An expression numbering the view's rows 0, 1, ... in file order."""
-        raise NotImplementedError
+        """An expression numbering the view's rows 0, 1, ... in file order (set by
+        ``register_file`` / ``register_frame``)."""
+        return self._rownum[view]
 
     def query(self, sql: str) -> pd.DataFrame:
         raise NotImplementedError
@@ -82,8 +86,8 @@ class DuckDBEngine(SqlEngine):
                  threads: int | None = None) -> None:
         import duckdb
 
+        super().__init__()
         self.con = duckdb.connect()
-        self._rownum: dict[str, str] = {}
         limit = str(memory_limit or DEFAULT_MEMORY_LIMIT)
         try:
             self.con.execute(f"SET memory_limit = '{limit}'")
@@ -116,9 +120,6 @@ class DuckDBEngine(SqlEngine):
         rows = self.con.execute(f"DESCRIBE {view}").fetchall()
         return {r[0]: str(r[1]).lower() for r in rows if r[0] != "file_row_number"}
 
-    def row_number(self, view: str) -> str:
-        return self._rownum[view]
-
     def query(self, sql: str) -> pd.DataFrame:
         return self.con.execute(sql).fetch_df()
 
@@ -138,6 +139,10 @@ class DuckDBEngine(SqlEngine):
             self._tmp.cleanup()
 
 
+# Spark has no file row numbers: read order, numbered once a check has failed
+SPARK_ROW_NUMBER = "(row_number() OVER (ORDER BY monotonically_increasing_id()) - 1)"
+
+
 class SparkEngine(SqlEngine):
     """Spark SQL: ``local[N]`` by default, or the master of ``spark.master`` / spark-submit.
 
@@ -153,6 +158,7 @@ class SparkEngine(SqlEngine):
         except ImportError as exc:
             raise ConfigError("engine", "spark needs pyspark: pip install 'ltr[spark]' "
                               "(and Java 17)") from exc
+        super().__init__()
         builder = SparkSession.builder.appName("ltr")
         if master or not os.environ.get("SPARK_HOME"):
             builder = builder.master(master or f"local[{os.cpu_count() or 1}]")
@@ -168,7 +174,6 @@ class SparkEngine(SqlEngine):
             builder = builder.config(key, value)
         self.spark = builder.getOrCreate()
         self.spark.sparkContext.setLogLevel("ERROR")
-        self._rownum: dict[str, str] = {}
 
     def register_file(self, view: str, path: str) -> None:
         reader = self.spark.read
@@ -179,17 +184,14 @@ class SparkEngine(SqlEngine):
         else:
             df = reader.parquet(path)
         df.createOrReplaceTempView(view)
-        self._rownum[view] = "(row_number() OVER (ORDER BY monotonically_increasing_id()) - 1)"
+        self._rownum[view] = SPARK_ROW_NUMBER
 
     def register_frame(self, view: str, df: pd.DataFrame) -> None:
         self.spark.createDataFrame(df).createOrReplaceTempView(view)
-        self._rownum[view] = "(row_number() OVER (ORDER BY monotonically_increasing_id()) - 1)"
+        self._rownum[view] = SPARK_ROW_NUMBER
 
     def columns(self, view: str) -> dict[str, str]:
         return {name: kind.lower() for name, kind in self.spark.table(view).dtypes}
-
-    def row_number(self, view: str) -> str:
-        return self._rownum[view]
 
     def query(self, sql: str) -> pd.DataFrame:
         return self.spark.sql(sql).toPandas()

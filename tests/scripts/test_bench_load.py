@@ -4,22 +4,17 @@ through its server helpers)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_load.py"
+from tests.scripts.loader import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_load", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_load")
 
 
 def test_summary_counts_good_errors_and_bad_requests():

@@ -4,22 +4,15 @@ ltr.evaluation.engine, tested in tests/evaluation)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from ltr.training.lists import ListData
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_quality.py"
+from tests.scripts.loader import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_quality")
 
 
 def _lists(mask: np.ndarray) -> ListData:

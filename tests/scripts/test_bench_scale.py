@@ -3,19 +3,14 @@ itself is a script run, not a timed test)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_scale.py"
+from tests.scripts.loader import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_scale", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_scale")
 
 
 def test_skip_rules_extrapolate_memory_and_time():

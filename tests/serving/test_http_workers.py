@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.scripts.loader import load_script
+
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn", reason="ltr serve needs uvicorn (the 'serve' extra)")
 httpx = pytest.importorskip("httpx")
@@ -22,14 +24,8 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") and importlib.util.find_spec("psutil") is None,
     reason="finding worker processes needs psutil or Linux's /proc")
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_load.py"
-
-
 def _bench_load():
-    spec = importlib.util.spec_from_file_location("bench_load", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_load")
 
 
 def _wait(condition, timeout: float, what: str):

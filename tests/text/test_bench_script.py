@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_text.py"
+from tests.scripts.loader import load_script
 
 
 def test_bench_text_runs_at_tiny_scale(tiny_bert_dir, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_text", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_text")
     out = tmp_path / "bench.json"
     argv = ["--model", str(tiny_bert_dir), "--max-length", "32", "--n-queries", "20"]
     argv += ["--n-products", "40", "--rows", "2000", "--ft-texts", "16", "--ft-batch", "8"]
