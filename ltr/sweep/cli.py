@@ -16,15 +16,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ltr.labels.cli import load_run_config
-    from ltr.sweep.study import TOP_KEYS, require_completed, run_sweep
+    from ltr.sweep.study import TOP_KEYS, require_completed, run_sweep, trial_states
 
     torch.set_num_threads(1)
     raw = load_run_config(args.config, args.set, top_keys=TOP_KEYS,
                           required=("model", "space"))
     study = run_sweep(raw)
-    states: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        states[t.state.name] = states.get(t.state.name, 0) + 1
-    print(f"study '{study.study_name}': {len(study.trials)} trials {states}")
+    print(f"study '{study.study_name}': {len(study.trials)} trials {trial_states(study)}")
     require_completed(study)
     return 0

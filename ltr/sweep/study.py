@@ -305,6 +305,14 @@ def run_sweep(raw: dict[str, Any], data: Any = None) -> Any:
     return study
 
 
+def trial_states(study: Any) -> dict[str, int]:
+    """How many trials of ``study`` are in each state (``{"COMPLETE": 3, "PRUNED": 1}``)."""
+    states: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    return states
+
+
 def require_completed(study: Any) -> None:
     """Raise :class:`~ltr.errors.TrainingError` when ``study`` has no completed trial
     (every trial failed or was pruned, or none ran): ``ltr sweep`` then exits non-zero
@@ -315,10 +323,7 @@ def require_completed(study: Any) -> None:
         return
     from ltr.errors import TrainingError
 
-    states: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        states[t.state.name] = states.get(t.state.name, 0) + 1
-    seen = states or "no trials"
+    seen = trial_states(study) or "no trials"
     raise TrainingError(f"study '{study.study_name}' has no completed trial ({seen}): no "
                         "best configuration was written; see the trial errors above "
                         "(study.timeout, study.n_trials)")

@@ -17,6 +17,7 @@ from ltr.labels.aggregate import aggregate_log
 from ltr.labels.artifact import window_fingerprint
 from ltr.labels.run import resolve_engine
 from ltr.scale import open_engine, scan_log
+from tests.conftest import write_tables
 
 pytest.importorskip("duckdb")
 
@@ -102,13 +103,8 @@ def test_csv_log_and_string_ids(tiny_log_dir, pandas_log, tmp_path):
 
 def _broken(tiny_log_dir, tmp_path, fmt, change):
     imp = pd.read_parquet(tiny_log_dir / "impressions.parquet").head(200)
-    imp = change(imp.copy())
-    path = tmp_path / f"impressions.{fmt}"
-    if fmt == "csv":
-        imp.to_csv(path, index=False)
-    else:
-        imp.to_parquet(path, index=False)
-    return path
+    write_tables({"impressions": change(imp.copy())}, tmp_path, fmt)
+    return tmp_path / f"impressions.{fmt}"
 
 
 def _set(column, rows, value, dtype=None):

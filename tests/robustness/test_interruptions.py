@@ -21,8 +21,6 @@ import pytest
 from tests.robustness.harness import Case, params
 from tests.test_io import leftovers, snapshot
 
-STEPS = ("export", "benchmark", "sweep")
-
 
 def _export(ctx: dict[str, Any], out: Path) -> None:
     from ltr.serving import export_package
