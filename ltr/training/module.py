@@ -172,19 +172,13 @@ class LtrModule(pl.LightningModule):
         self.check_args(locals())
         super().__init__()
         self.save_hyperparameters()
+        # tasks, loss names and the weighting were checked by check_args
         self.tasks = check_tasks(tasks or list(DEFAULT_LOSSES), "model.tasks")
         losses = {**{t: DEFAULT_LOSSES[t] for t in self.tasks}, **(losses or {})}
-        stray = set(losses) - set(self.tasks)
-        if stray:
-            raise ConfigError(f"model.losses.{sorted(stray)[0]}", "is not one of model.tasks")
         self.loss_fns = {t: get_loss(losses[t], f"model.losses.{t}") for t in self.tasks}
-        if task_weighting == "fixed":
-            self.weighting: nn.Module = FixedWeighting(task_weights or {}, tasks=self.tasks)
-        elif task_weighting == "uncertainty":
-            self.weighting = UncertaintyWeighting(self.tasks)
-        else:
-            raise ConfigError("model.task_weighting",
-                              f"must be 'fixed' or 'uncertainty', got {task_weighting!r}")
+        self.weighting: nn.Module = (
+            FixedWeighting(task_weights or {}, tasks=self.tasks) if task_weighting == "fixed"
+            else UncertaintyWeighting(self.tasks))
         self.score_weights = {**{t: 1.0 for t in self.tasks}, **(score_weights or {})}
         evidence_names = {"cosine", "text_similarity", "coverage", "history_label",
                           "history_behaviour", "neighbour_label"}
