@@ -81,11 +81,3 @@ def history_features(history: pd.DataFrame, labels: LabelConfig | None = None,
         "hist_product_purchase_rate": _smoothed(prod["purchases"].to_numpy(float), pe),
     })
     return pair_feats, product_feats
-
-
-def join_history(rows: pd.DataFrame, pair_feats: pd.DataFrame,
-                 product_feats: pd.DataFrame) -> pd.DataFrame:
-    """Left-join history features onto rows (query, product_id); absent -> NaN."""
-    out = rows.assign(query=rows["query"].astype(str))
-    out = out.merge(pair_feats, on=["query", "product_id"], how="left")
-    return out.merge(product_feats, on="product_id", how="left")

@@ -193,14 +193,6 @@ class QueryNeighbours:
             out[i, hit] = m.data[lo:hi][pos[hit]]
         return out
 
-    def table_columns(self, rows: pd.DataFrame, embed) -> dict[str, np.ndarray]:
-        """:meth:`columns` for a row table with ``query`` and ``product_id``;
-        ``embed(texts) -> [n, d]`` encodes its unique queries."""
-        codes, uniques = pd.factorize(rows["query"].astype(str))
-        texts = [str(u) for u in uniques]
-        emb = embed(texts) if texts else np.zeros((0, self.embeddings.shape[1]), np.float32)
-        return self.columns(texts, emb, rows["product_id"].to_numpy(dtype=object), codes)
-
     def save(self, folder: str | Path) -> Path:
         """Write the table to ``folder`` (:data:`FILES`: Parquet, safetensors, JSON)."""
         from safetensors.numpy import save_file

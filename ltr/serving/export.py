@@ -50,15 +50,14 @@ import numpy as np
 import pandas as pd
 
 from ltr.errors import ConfigError, DataValidationError, LtrError
+from ltr.features.assemble import Schema, row_schema
 from ltr.features.neighbours import NEIGHBOUR_COLUMNS
-from ltr.features.text_match import COVERAGE_COLUMN
+from ltr.features.stores import plain
 from ltr.io import atomic_dir, current_umask, write_json, write_table
 from ltr.progress import step
 from ltr.serving import service as layout
-from ltr.serving.features import Schema
 from ltr.serving.manifest import verify_package, write_manifest
 from ltr.serving.requests import RankRequest
-from ltr.serving.tables import plain
 
 PARITY_TOL = 1e-4
 TITLE = "title"
@@ -186,41 +185,11 @@ def _check_preprocessor(saved: dict[str, Any] | None, rebuilt: dict[str, Any]) -
 
 # ---------------------------------------------------------------------- schema
 def build_schema(data, text_fields: list[str], separator: str) -> Schema:
-    pre = data.preprocessor
-    spec = pre.spec
-    from ltr.features.derived import DERIVED
-
-    lexical = list(getattr(data, "lexical_fields", [])) \
-        if COVERAGE_COLUMN in spec.numeric_inputs else []
-    generated = {COVERAGE_COLUMN, *NEIGHBOUR_COLUMNS}  # computed per request
-    needed = [c for c in dict.fromkeys([*spec.numeric, *spec.categorical, *lexical,
-                                        *(c for d in spec.derived for c in DERIVED[d].needs)])
-              if c not in generated]
-    pair_cols = [c for c in data.history[0].columns if c not in ("query", "product_id")]
-    prod_hist_cols = [c for c in data.history[1].columns if c != "product_id"]
-    products, customers = data.products, data.customers
-    product_cols, customer_cols = [], []
-    for col in needed:
-        if col in products.columns:
-            product_cols.append(col)
-        elif col in customers.columns:
-            customer_cols.append(col)
-        elif col not in pair_cols and col not in prod_hist_cols:
-            raise ConfigError("data.features", f"feature column '{col}' is neither a product, "
-                              "customer nor history column (impression-level features cannot "
-                              "be served yet)")
-    numeric = [c for c in needed if c in spec.numeric or c == "price"]
-    numeric += [c for c in [*pair_cols, *prod_hist_cols] if c not in numeric]
-    for frame, cols in ((products, product_cols), (customers, customer_cols)):
-        for col in cols:
-            if col not in numeric and pd.api.types.is_float_dtype(frame[col]) \
-                    and col not in spec.categorical:
-                numeric.append(col)
-    return Schema(tasks=list(data.tasks), product_columns=["product_id", *product_cols],
-                  customer_columns=["customer_id", *customer_cols],
-                  pair_history_columns=pair_cols, product_history_columns=prod_hist_cols,
-                  numeric_columns=numeric, text_fields=text_fields, text_separator=separator,
-                  title_column=TITLE, lexical_fields=lexical)
+    """The package's :class:`Schema`: the same :func:`ltr.features.assemble.row_schema`
+    training joined its rows with."""
+    return row_schema(data.preprocessor.spec, list(data.tasks), data.products,
+                      data.customers, data.history, list(getattr(data, "lexical_fields", [])),
+                      text_fields, separator)
 
 
 def _uses_embeddings(ranker, data=None) -> bool:

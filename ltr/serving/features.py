@@ -1,13 +1,13 @@
-"""Request rows -> the padded lists every ranker scores (the training data contract).
+"""Requests -> the padded lists every ranker scores (the training data contract).
 
-For a batch of requests this builds the same joined row table training builds
-(:func:`ltr.training.prepare.join_rows`: product, customer and history columns), but from
-the package's column stores instead of DataFrame merges, then runs the *same* derived
-features (:func:`ltr.features.derived.derived_columns`, one group per request) and the
-*same* fitted preprocessing (:meth:`ltr.features.Preprocessor.transform`), and lays the
-rows out with :func:`ltr.data.pad_groups`.
+A batch of requests is validated here (ids, records, customers) and turned into key rows;
+the columns are built by the one join path of training and serving
+(:class:`ltr.features.assemble.RowJoiner`: product, customer and history lookups,
+coverage, neighbour and derived features), then the *same* fitted preprocessing
+(:meth:`ltr.features.Preprocessor.transform`) runs and the rows are laid out with
+:func:`ltr.data.pad_groups`.
 
-Defaults for what a request leaves out, identical to training's left joins:
+Defaults for what a request leaves out, identical to training:
 
 * product fields absent from a record, customer fields absent from a customer record,
   an anonymous or unknown customer, a (query, product) pair or product without history:
@@ -17,16 +17,14 @@ Defaults for what a request leaves out, identical to training's left joins:
   features are 0.
 * a category value never seen in training: the *unknown* embedding.
 
-The query-term coverage (:mod:`ltr.features.text_match`) and the neighbour columns
-(:mod:`ltr.features.neighbours`) are computed by the same functions as in training, and a
-request is *warm* when one of its rows has (query, product) history, as a training list.
+A request is *warm* when one of its rows has (query, product) history, as a training list.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,36 +32,11 @@ import pandas as pd
 
 from ltr.data.groups import pad_groups
 from ltr.data.loaders import PRODUCT_RANGES
-from ltr.features.derived import derived_columns
-from ltr.features.neighbours import NEIGHBOUR_COLUMNS
+from ltr.features.assemble import KeyRows, RowJoiner, Schema
 from ltr.features.preprocess import Preprocessor
-from ltr.features.text_match import COVERAGE_COLUMN, coverage_column, row_texts
+from ltr.features.stores import ColumnStore, key_of, object_array
 from ltr.serving.requests import RankRequest, RequestError, check_request, check_text
-from ltr.serving.tables import ColumnStore, key_of, object_array
 from ltr.training.lists import WARM_COLUMN, ListData
-
-
-@dataclass(frozen=True)
-class Schema:
-    """Where each input column of a package comes from (``features.json``)."""
-
-    tasks: list[str]
-    product_columns: list[str]  # from the catalog (or a product record)
-    customer_columns: list[str]  # from the customer table (or a customer record)
-    pair_history_columns: list[str]  # by (query, product_id)
-    product_history_columns: list[str]  # by product_id
-    numeric_columns: list[str]  # held as numbers; every other column as values/text
-    text_fields: list[str]  # title + product fields encoded as the product text
-    text_separator: str = " | "
-    title_column: str = "title"
-    lexical_fields: list[str] = field(default_factory=list)  # lex_coverage reads these
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> Schema:
-        return cls(**state)
 
 
 @dataclass
@@ -75,26 +48,6 @@ class AssembledBatch:
     records: dict[int, dict[str, Any]]  # row -> validated product record
     offsets: np.ndarray  # [R + 1]: request r holds rows offsets[r]:offsets[r + 1]
     query_embeddings: np.ndarray | None = None  # [R, d] frozen, when an embedder was given
-
-
-def _cell(value: Any, dtype: np.dtype) -> Any:
-    """A record value for a column array: NaN for a missing number."""
-    if dtype.kind == "f":
-        return np.nan if value is None else float(value)
-    return value
-
-
-def _lookup(store: ColumnStore | None, col: str, rows: np.ndarray,
-            records: dict[int, dict[str, Any]], number: bool) -> np.ndarray:
-    """Column ``col`` at ``rows`` of a packaged table (missing at -1, or everywhere when
-    the table or column is absent), with the records' own values at their positions."""
-    if store is not None and col in store.columns:
-        values = store.gather(col, rows)
-    else:
-        values = np.full(len(rows), np.nan) if number else np.full(len(rows), None, object)
-    for n, record in records.items():
-        values[n] = _cell(record.get(col), values.dtype)
-    return values
 
 
 def _is_id(value: Any) -> bool:
@@ -121,21 +74,11 @@ class RequestAssembler:
                  product_history: ColumnStore, needs_title: bool,
                  neighbours: Any = None) -> None:
         self.schema = schema
-        self.neighbours = neighbours  # ltr.features.neighbours.QueryNeighbours or None
-        needed = set(preprocessor.spec.numeric_inputs)
-        self.needs_coverage = COVERAGE_COLUMN in needed
-        self.catalog_tokens = None  # the catalog's lexical text, analysed once
-        if self.needs_coverage:
-            from ltr.text.lexical import TokenIndex
-
-            self.catalog_tokens = TokenIndex(row_texts(catalog.columns,
-                                                       schema.lexical_fields))
-        self.needs_neighbours = bool(needed & set(NEIGHBOUR_COLUMNS))
         self.pre = preprocessor
+        self.joiner = RowJoiner(schema, preprocessor.spec, catalog, customers, pair_history,
+                                product_history, neighbours)
         self.catalog = catalog
         self.customers = customers
-        self.pair_history = pair_history
-        self.product_history = product_history
         self.needs_title = needs_title
         numeric = set(schema.numeric_columns)
         product_fields = dict.fromkeys([*schema.product_columns, *schema.text_fields])
@@ -258,32 +201,16 @@ class RequestAssembler:
             queries.append(req.query)
         rows = np.asarray(cat_rows, dtype=np.int64)
         group = np.repeat(np.arange(len(requests)), counts)
-        table: dict[str, np.ndarray] = {}
-        for col in self.schema.product_columns:
-            table[col] = _lookup(self.catalog, col, rows, records,
-                                 self.product_fields.get(col) == "number")
-        for col in self.schema.customer_columns:
-            if col != "customer_id":
-                per_request = _lookup(self.customers, col, cust_rows, cust_records,
-                                      self.customer_fields[col] == "number")
-                table[col] = np.repeat(per_request, counts)
-        q_of_row = np.repeat(np.asarray(queries, dtype=object), counts)
-        pair_rows = self.pair_history.rows(zip(q_of_row.tolist(), keys, strict=True))
-        for col in self.schema.pair_history_columns:
-            table[col] = self.pair_history.gather(col, pair_rows)
-        prod_rows = self.product_history.rows(keys)
-        for col in self.schema.product_history_columns:
-            table[col] = self.product_history.gather(col, prod_rows)
-        table["query"] = q_of_row
-        if self.needs_coverage:
-            table[COVERAGE_COLUMN] = self._coverage(queries, rows, counts, records, table)
         q_emb = embed(queries) if embed is not None else None
-        if self.needs_neighbours:
-            if self.neighbours is None or q_emb is None:
-                raise RuntimeError("the model reads neighbour features: the package needs "
-                                   "its neighbour tables and a query encoder")
-            table.update(self.neighbours.columns(queries, q_emb, keys, group))
-        table.update(derived_columns(table, self.pre.spec.derived, group, source="request"))
+        codes, distinct = pd.factorize(np.asarray(queries, dtype=object))
+        first = np.unique(codes, return_index=True)[1]
+        key_rows = KeyRows(
+            queries=[str(q) for q in distinct], query_codes=codes[group],
+            catalog_rows=rows, product_keys=np.asarray(keys, dtype=object),
+            customer_rows=cust_rows, customer_of_row=group, group=group,
+            query_embeddings=None if q_emb is None else q_emb[first],
+            records=records, customer_records=cust_records)
+        table = self.joiner.columns(key_rows, "request")
         warm = np.zeros(len(requests), dtype=bool)
         if WARM_COLUMN in table:  # a request with (query, product) history is warm
             np.logical_or.at(warm, group, ~pd.isna(table[WARM_COLUMN]))
@@ -307,24 +234,6 @@ class RequestAssembler:
         )
         offsets = np.concatenate([[0], np.cumsum(counts)])
         return AssembledBatch(lists, queries, product_ids, rows, records, offsets, q_emb)
-
-    def _coverage(self, queries: list[str], rows: np.ndarray, counts: np.ndarray,
-                  records: dict[int, dict[str, Any]], table: dict[str, np.ndarray]
-                  ) -> np.ndarray:
-        """``lex_coverage`` per row: catalog products from the analysed catalog, product
-        records from their own fields (:func:`ltr.features.text_match.coverage_column`)."""
-        out = np.empty(len(rows))
-        start = 0
-        for query, n in zip(queries, counts.tolist(), strict=True):
-            part = rows[start:start + n]
-            out[start:start + n] = self.catalog_tokens.coverage(query, np.maximum(part, 0))
-            start += n
-        if records:
-            at = np.fromiter(records, dtype=np.int64, count=len(records))
-            sub = {c: table[c][at] for c in (*self.schema.lexical_fields, "query")
-                   if c in table}
-            out[at] = coverage_column(sub, self.schema.lexical_fields, "request")
-        return out
 
     def record_texts(self, records: dict[int, dict[str, Any]]) -> dict[int, str]:
         """The product text of each record (:func:`ltr.text.product_text`, as in training)."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ltr.errors import LtrError
-from ltr.serving.tables import plain
+from ltr.features.stores import plain
 
 REQUEST_KEYS = ("query", "products", "customer", "top_k")
 

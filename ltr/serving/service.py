@@ -35,6 +35,7 @@ import numpy as np
 from ltr.errors import DataValidationError
 from ltr.features.neighbours import FILES as NEIGHBOUR_FILES
 from ltr.features.preprocess import Preprocessor
+from ltr.features.stores import ColumnStore
 from ltr.io import read_json, read_table
 from ltr.serving.features import RequestAssembler, Schema
 from ltr.serving.manifest import MANIFEST, read_manifest, verify_package
@@ -45,7 +46,6 @@ from ltr.serving.requests import (
     RequestError,
     as_request,
 )
-from ltr.serving.tables import ColumnStore
 
 # package layout (relative paths)
 MODEL_DIR = "model"

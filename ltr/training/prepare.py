@@ -56,14 +56,15 @@ import pandas as pd
 
 from ltr.data.loaders import SearchLog, load_log
 from ltr.errors import ConfigError, DataValidationError
+from ltr.features.assemble import KeyRows, RowJoiner, row_schema
 from ltr.features.defaults import check_available, default_spec
-from ltr.features.derived import add_derived
-from ltr.features.history import PAIR_HISTORY_COLUMNS, history_features, join_history
+from ltr.features.history import PAIR_HISTORY_COLUMNS, history_features
 from ltr.features.neighbours import QueryNeighbours
 from ltr.features.preprocess import Preprocessor
 from ltr.features.spec import FeatureSpec, check_tasks
 from ltr.features.split import training_window, window_description
-from ltr.features.text_match import COVERAGE_COLUMN, coverage_column, lexical_fields
+from ltr.features.stores import keys_of
+from ltr.features.text_match import lexical_fields
 from ltr.labels.config import LabelConfig
 from ltr.labels.pipeline import derive_labels
 from ltr.progress import step
@@ -104,34 +105,35 @@ class PreparedData:
     config: dict[str, Any] = field(default_factory=dict)  # data-module arguments, if known
 
 
-def join_rows(rows: pd.DataFrame, log: SearchLog, hist: History,
-              labels: pd.DataFrame | None, spec: FeatureSpec, group: str,
-              neighbours: QueryNeighbours | None = None,
-              embed: Callable[[list[str]], np.ndarray] | None = None,
-              fields: list[str] | None = None) -> pd.DataFrame:
-    """Impression or candidate rows + product, customer, history, lexical match
-    (``fields``: :func:`ltr.features.text_match.lexical_fields`), neighbour, label and
-    derived columns."""
-    out = rows.merge(log.products, on="product_id", how="left", suffixes=("", "__product"))
-    out[COVERAGE_COLUMN] = coverage_column(out, fields or lexical_fields(), "rows")
-    cust = log.customers
-    clash = (set(cust.columns) - {"customer_id"}) & set(out.columns)
-    if clash:
-        raise DataValidationError("customers", f"column(s) {sorted(clash)} clash with "
-                                  "impression or product columns", column=sorted(clash)[0])
-    if out["customer_id"].isna().all():  # candidate pools: no customer
-        out = out.assign(**{c: np.nan for c in cust.columns if c != "customer_id"})
-    else:  # anonymous rows (customer_id missing) get NaN customer attributes
-        key = out["customer_id"].astype(object)
-        attrs = cust.assign(customer_id=cust["customer_id"].astype(object))
-        out = out.assign(customer_id=key).merge(attrs, on="customer_id", how="left")
-    out = join_history(out, *hist)
-    if neighbours is not None and embed is not None:
-        out = out.assign(**neighbours.table_columns(out, embed))
+def join_rows(rows: pd.DataFrame, joiner: RowJoiner, labels: pd.DataFrame | None,
+              group: str, embed: Callable[[list[str]], np.ndarray] | None = None,
+              source: str = "rows") -> pd.DataFrame:
+    """Impression or candidate rows + the columns of the one join path of training and
+    serving (:meth:`ltr.features.assemble.RowJoiner.columns`: product, customer, history,
+    lexical match, neighbour and derived columns) + the relevance label ``grade``.
+    ``embed(texts) -> [n, d]`` encodes the distinct queries when the features read the
+    neighbour columns. A column the rows carry themselves keeps the rows' value."""
+    rows = rows.reset_index(drop=True)
+    queries = rows["query"].astype(str).to_numpy(dtype=object)
+    codes, distinct = pd.factorize(queries)
+    product_keys = keys_of(rows["product_id"].to_numpy())
+    cust_codes, cust_ids = pd.factorize(rows["customer_id"].to_numpy(dtype=object))
+    customer_rows = joiner.customers.lookup(np.asarray(cust_ids, dtype=object)) \
+        if joiner.customers is not None else np.full(len(cust_ids), -1, dtype=np.int64)
+    texts = [str(q) for q in distinct]
+    key_rows = KeyRows(
+        queries=texts, query_codes=codes, catalog_rows=joiner.catalog.lookup(product_keys),
+        product_keys=product_keys, customer_rows=customer_rows, customer_of_row=cust_codes,
+        group=rows[group].to_numpy() if group in rows else codes,
+        query_embeddings=embed(texts) if joiner.needs_neighbours and embed is not None
+        else None)
+    table = joiner.columns(key_rows, source)
+    table["query"] = queries
+    out = rows.assign(**{c: v for c, v in table.items() if c not in rows or c == "query"})
     if labels is not None:
-        out = out.merge(labels[["query", "product_id", "grade"]], on=["query", "product_id"],
-                        how="left")
-    return add_derived(out, spec.derived, group)
+        out = out.merge(labels[["query", "product_id", "grade"]].astype({"query": str}),
+                        on=["query", "product_id"], how="left")
+    return out
 
 
 NEGATIVE_ROUNDS = 8  # vectorised draw rounds before the few sessions left go one by one
@@ -463,9 +465,23 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
         train_rows = train_rows.assign(customer_id=train_rows["customer_id"].astype(object))
         train_rows.loc[train_rows["session_id"].isin(anon), "customer_id"] = None
 
+    clash = (set(log.customers.columns) - {"customer_id"}) & \
+        (set(imp.columns) | set(log.products.columns))
+    if clash:
+        raise DataValidationError("customers", f"column(s) {sorted(clash)} clash with "
+                                  "impression or product columns", column=sorted(clash)[0])
+    schema = row_schema(spec, tasks, log.products, log.customers, hist_infer, fields,
+                        row_columns=set(imp.columns) | {"grade", "human"})
+    joiner = RowJoiner.from_tables(schema, spec, log.products, log.customers, hist_infer,
+                                   nn_infer)
+    joiners = {(id(hist_infer), id(nn_infer)): joiner}  # one per (history, neighbours)
+
     def join(rows: pd.DataFrame, hist: History, labels: pd.DataFrame | None, group: str,
              nn: QueryNeighbours | None) -> pd.DataFrame:
-        return join_rows(rows, log, hist, labels, spec, group, nn, embed, fields)
+        key = (id(hist), id(nn))
+        if key not in joiners:
+            joiners[key] = joiner.with_history(hist, nn)
+        return join_rows(rows, joiners[key], labels, group, embed)
 
     with step(f"joined {len(train_rows):,} training rows"):
         train_joined = join(train_rows, hist_train, label_table, "session_id", nn_train)

@@ -235,20 +235,6 @@ def test_unknown_query_uses_all_known_queries_when_k_exceeds_them() -> None:
 # --------------------------------------------------------------------------- tables
 
 
-def test_table_columns_equals_columns() -> None:
-    nb = build()
-    rows = pd.DataFrame({"query": ["couch", "grey sofa", "couch", "floor", "grey sofa"],
-                         "product_id": [2, 1, 4, 1, 3]})
-    got = nb.table_columns(rows, embed)
-    texts = ["couch", "grey sofa", "floor"]
-    want = nb.columns(texts, embed(texts), rows["product_id"].tolist(),
-                      np.array([0, 1, 0, 2, 1]))
-    for col in NEIGHBOUR_COLUMNS:
-        np.testing.assert_array_equal(got[col], want[col], err_msg=col)
-    empty = nb.table_columns(rows.iloc[:0], embed)
-    assert all(len(v) == 0 for v in empty.values())
-
-
 def test_label_table_round_trip() -> None:
     nb = build()
     table = nb.label_table()
@@ -262,7 +248,10 @@ def test_label_table_round_trip() -> None:
     again = QueryNeighbours(nb.queries, nb.embeddings, table, k=nb.k)
     rows = pd.DataFrame({"query": ["couch", "grey sofa", "gray sofas", "grey sofa!"] * 6,
                          "product_id": list(range(1, 7)) * 4})
-    a, b = nb.table_columns(rows, embed), again.table_columns(rows, embed)
+    codes, texts = pd.factorize(rows["query"])
+    ids, texts = rows["product_id"].tolist(), list(texts)
+    a = nb.columns(texts, embed(texts), ids, codes)
+    b = again.columns(texts, embed(texts), ids, codes)
     for col in NEIGHBOUR_COLUMNS:
         np.testing.assert_array_equal(a[col], b[col], err_msg=col)
 
