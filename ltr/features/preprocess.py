@@ -78,25 +78,8 @@ class Preprocessor:
     def fit(cls, rows: ColumnTable, spec: FeatureSpec, source: str = "training rows"
             ) -> Preprocessor:
         """Fit statistics and vocabularies on the training rows (a DataFrame or a mapping
-        of column name -> array)."""
-        pre = cls(spec)
-        pre._check_columns(rows, source, spec.numeric_inputs + spec.categorical_inputs)
-        for col in spec.numeric_inputs:
-            x = numeric_column(rows, col, source)
-            if col in spec.log1p:
-                x = np.log1p(np.maximum(x, 0.0))  # NaN stays NaN
-            finite = x[np.isfinite(x)]
-            pre.means[col] = float(finite.mean()) if finite.size else 0.0
-            std = float(finite.std()) if finite.size else 0.0
-            pre.stds[col] = std if std > 1e-12 else 1.0
-            if finite.size < len(x):
-                pre.indicators.append(col)
-        for col in spec.categorical_inputs:
-            strings, missing = text_column(rows, col)
-            values, counts = np.unique(strings[~missing], return_counts=True)
-            keep = values[counts >= spec.min_category_count]
-            pre.vocabularies[col] = sorted(keep.tolist())
-        return pre
+        of column name -> array); :class:`PreprocessorFit` for rows that come in chunks."""
+        return PreprocessorFit(spec, source).update(rows).result()
 
     # ------------------------------------------------------------------ transforming
     @property
@@ -214,3 +197,74 @@ class Preprocessor:
     @classmethod
     def load(cls, path: str | Path) -> Preprocessor:
         return cls.from_dict(read_json(path), str(path))
+
+
+class PreprocessorFit:
+    r"""Fits a :class:`Preprocessor` over training rows that come in chunks (streamed
+    training rows are never whole in memory), with the result of one
+    :meth:`Preprocessor.fit` over all of them.
+
+    Per numeric column it keeps the count :math:`n`, mean :math:`\bar x` and sum of
+    squared deviations :math:`M_2` of the finite values and merges a chunk's
+    :math:`(n_b, \bar x_b, M_{2,b})` exactly (Chan, Golub & LeVeque 1979):
+
+    .. math::
+        n = n_a + n_b,\quad \delta = \bar x_b - \bar x_a,\quad
+        \bar x = \bar x_a + \delta\, n_b / n,\quad
+        M_2 = M_{2,a} + M_{2,b} + \delta^2 n_a n_b / n,
+
+    and :math:`\sigma = \sqrt{M_2 / n}` (one chunk: numpy's mean and std, bit for bit).
+    Per categorical column it adds up value counts."""
+
+    def __init__(self, spec: FeatureSpec, source: str = "training rows") -> None:
+        self.spec = spec
+        self.source = source
+        self.moments = {c: (0, 0.0, 0.0) for c in spec.numeric_inputs}
+        self.missing = dict.fromkeys(spec.numeric_inputs, False)
+        self.counts: dict[str, pd.Series] = {c: pd.Series(dtype=np.int64)
+                                             for c in spec.categorical_inputs}
+
+    def update(self, rows: ColumnTable) -> PreprocessorFit:
+        """Add a chunk of rows (a DataFrame or a mapping of column name -> array)."""
+        spec = self.spec
+        Preprocessor(spec)._check_columns(rows, self.source,
+                                          spec.numeric_inputs + spec.categorical_inputs)
+        for col in spec.numeric_inputs:
+            x = numeric_column(rows, col, self.source)
+            if col in spec.log1p:
+                x = np.log1p(np.maximum(x, 0.0))  # NaN stays NaN
+            finite = x[np.isfinite(x)]
+            self.missing[col] |= finite.size < len(x)
+            if not finite.size:
+                continue
+            n_b, mean_b = finite.size, finite.mean()
+            m2_b = float(np.sum(np.square(finite - mean_b)))
+            n_a, mean_a, m2_a = self.moments[col]
+            if n_a == 0:
+                self.moments[col] = (n_b, float(mean_b), m2_b)
+                continue
+            n = n_a + n_b
+            delta = float(mean_b) - mean_a
+            self.moments[col] = (n, mean_a + delta * n_b / n,
+                                 m2_a + m2_b + delta * delta * n_a * n_b / n)
+        for col in spec.categorical_inputs:
+            strings, missing = text_column(rows, col)
+            values, counts = np.unique(strings[~missing], return_counts=True)
+            chunk = pd.Series(counts, index=pd.Index(values, dtype=object))
+            self.counts[col] = self.counts[col].add(chunk, fill_value=0).astype(np.int64)
+        return self
+
+    def result(self) -> Preprocessor:
+        pre = Preprocessor(self.spec)
+        for col in self.spec.numeric_inputs:
+            n, mean, m2 = self.moments[col]
+            pre.means[col] = float(mean) if n else 0.0
+            std = float(np.sqrt(m2 / n)) if n else 0.0
+            pre.stds[col] = std if std > 1e-12 else 1.0
+            if self.missing[col]:
+                pre.indicators.append(col)
+        for col in self.spec.categorical_inputs:
+            counts = self.counts[col]
+            keep = counts.index[counts.to_numpy() >= self.spec.min_category_count]
+            pre.vocabularies[col] = sorted(str(v) for v in keep)
+        return pre

@@ -60,7 +60,7 @@ from ltr.features.assemble import KeyRows, RowJoiner, row_schema
 from ltr.features.defaults import check_available, default_spec
 from ltr.features.history import PAIR_HISTORY_COLUMNS, history_features
 from ltr.features.neighbours import QueryNeighbours
-from ltr.features.preprocess import Preprocessor
+from ltr.features.preprocess import Preprocessor, PreprocessorFit
 from ltr.features.spec import FeatureSpec, check_tasks
 from ltr.features.split import training_window, window_description
 from ltr.features.stores import keys_of
@@ -483,20 +483,48 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
             joiners[key] = joiner.with_history(hist, nn)
         return join_rows(rows, joiners[key], labels, group, embed)
 
-    with step(f"joined {len(train_rows):,} training rows"):
-        train_joined = join(train_rows, hist_train, label_table, "session_id", nn_train)
+    dropped = np.zeros(0, dtype=train_rows["session_id"].dtype)
     if history_dropout > 0:
-        lists = train_joined["session_id"].unique()
-        drop = lists[np.random.default_rng(seed + 3).random(len(lists)) < history_dropout]
-        cols = [c for c in PAIR_HISTORY_COLUMNS if c in train_joined]
-        train_joined.loc[train_joined["session_id"].isin(drop), cols] = np.nan
+        lists = train_rows["session_id"].unique()
+        dropped = lists[np.random.default_rng(seed + 3).random(len(lists)) < history_dropout]
+    # training rows in list order: sessions by position, the unshown products after
+    train_rows = train_rows.assign(_neg=train_rows["position"] == 0).sort_values(
+        ["session_id", "_neg", "position"], kind="stable").drop(columns="_neg")
+
+    def train_features(rows: pd.DataFrame) -> pd.DataFrame:
+        """Training rows joined, and the history of the dropped-out lists removed."""
+        out = join(rows, hist_train, label_table, "session_id", nn_train)
+        if len(dropped):
+            cols = [c for c in PAIR_HISTORY_COLUMNS if c in out]
+            out.loc[out["session_id"].isin(dropped), cols] = np.nan
+        return out
+
     valid_rows, valid_info = _validation_rows(imp, windows, label_table, valid_queries,
                                               is_model_query, is_train_query, label_cfg, seed)
     test_imp = imp[imp["query"].isin(held_out)] if held_out else imp[windows == "test"]
     with step("joined the validation and test rows"):
         valid_joined = join(valid_rows, hist_valid, None, "session_id", nn_train)
         test_joined = join(test_imp, hist_infer, label_table, "session_id", nn_infer)
-    pre = Preprocessor.fit(train_joined, spec, "training rows")
+    stream_path = train_joined = None
+    if stream_dir is not None:  # joined a few row groups at a time, never whole
+        from ltr.training.stream import write_list_rows
+
+        fit = PreprocessorFit(spec)
+
+        def joined_chunk(rows: pd.DataFrame) -> pd.DataFrame:
+            out = train_features(rows)
+            fit.update(out)
+            return out
+
+        with step(f"joined and wrote {len(train_rows):,} training rows"):
+            stream_path = write_list_rows(train_rows, Path(stream_dir) / "train.parquet",
+                                          "session_id", seed=seed, transform=joined_chunk,
+                                          types=_arrow_types(log))
+        pre = fit.result()
+    else:
+        with step(f"joined {len(train_rows):,} training rows"):
+            train_joined = train_features(train_rows)
+        pre = Preprocessor.fit(train_joined, spec, "training rows")
 
     pools_rows = known_rows = None
     if judged is not None:
@@ -510,7 +538,7 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
                               "query", nn_infer)
 
     # text tables: every query and product that appears anywhere
-    all_rows = [train_joined, valid_joined, test_joined] + \
+    all_rows = [train_rows, valid_joined, test_joined] + \
         [r for r in (pools_rows, known_rows) if r is not None]
     query_texts = sorted(set().union(*(set(r["query"].astype(str)) for r in all_rows)))
     used = pd.unique(pd.concat([r["product_id"] for r in all_rows]))
@@ -535,23 +563,19 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
             else rows
         return build_lists(rows, group, pre, q_index, p_index, tasks, source, **kwargs)
 
-    train_rows_sorted = train_joined.assign(_neg=train_joined["position"] == 0)
-    train_rows_sorted = train_rows_sorted.sort_values(["session_id", "_neg", "position"],
-                                                      kind="stable").drop(columns="_neg")
     stream = None
-    if stream_dir is not None:
-        from ltr.training.stream import ParquetListStream, write_list_rows
+    if stream_path is not None:
+        from ltr.training.stream import ParquetListStream
 
-        path = write_list_rows(train_rows_sorted, Path(stream_dir) / "train.parquet",
-                               "session_id", seed=seed)
-        width = int(train_rows_sorted.groupby("session_id").size().max())
-        stream = ParquetListStream(path, "session_id", pre, q_index, p_index, tasks, width)
+        width = int(train_rows.groupby("session_id").size().max())
+        stream = ParquetListStream(stream_path, "session_id", pre, q_index, p_index, tasks,
+                                   width)
     out = PreparedData(
         preprocessor=pre, tasks=tasks, query_texts=query_texts, product_texts=product_texts,
         product_ids=products["product_id"].tolist(), query_embeddings=q_emb,
         product_embeddings=p_emb,
         train=None if stream is not None else build_lists(
-            train_rows_sorted, "session_id", pre, q_index, p_index, tasks, "training rows"),
+            train_joined, "session_id", pre, q_index, p_index, tasks, "training rows"),
         valid=lists(valid_joined, "session_id", "validation rows"),
         test=lists(test_joined, "session_id", "test rows"),
         pools=None, held_out_queries=sorted(held_out), train_stream=stream,
@@ -569,7 +593,7 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
                                       extra_labels={"human": "human", "label": "grade"})
     out.info = {"seconds": round(time.perf_counter() - t0, 1),
                 "data_dir": str(Path(data_dir).resolve()),
-                "rows": {"train": len(train_joined), "valid": len(valid_joined),
+                "rows": {"train": len(train_rows), "valid": len(valid_joined),
                          "test": len(test_joined)},
                 "lists": {"train": len(out.train) if out.train is not None else "streamed",
                           "valid": len(out.valid), "valid_warm": int(out.valid.warm.sum()),
@@ -615,6 +639,20 @@ def _validation_rows(imp: pd.DataFrame, windows: pd.Series, label_table: pd.Data
                                   "the validation window (data.split.valid_days)",
                                   column="timestamp")
     return pd.concat(parts, ignore_index=True).drop(columns="timestamp"), info
+
+
+def _arrow_types(log: SearchLog) -> dict[str, Any]:
+    """Arrow types of the log's columns (from their non-missing values), for a chunk of
+    streamed training rows in which a column holds only missing values."""
+    import pyarrow as pa
+
+    out: dict[str, Any] = {}
+    for frame in (log.customers, log.products, log.impressions):
+        for col in frame.columns:
+            values = frame[col].dropna()
+            if len(values) and col not in out:
+                out[col] = pa.array(values.iloc[:1000]).type
+    return out
 
 
 def _encoder(text: dict[str, Any]):

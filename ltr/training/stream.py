@@ -2,7 +2,8 @@
 
 :func:`write_list_rows` writes the joined training rows so that every Parquet row group
 holds whole lists (lists shuffled once, with a seed; rows of a list kept together and in
-order). :class:`ParquetListStream` then reads one row group at a time, preprocesses it and
+order); it joins their features a few row groups at a time, so the joined training rows
+are never whole in memory. :class:`ParquetListStream` then reads one row group at a time, preprocesses it and
 yields its lists as padded items of a fixed width — memory holds one row group, not the
 log. The lists are sharded by row group over every reader, DataLoader workers times DDP
 processes (:func:`shard`): reader ``i`` of ``n`` reads row groups ``i, i + n, ...``. Under
@@ -13,9 +14,9 @@ apply: lists come uniformly shuffled (at write time).
 Rankers that are not the MMoE read the same file through :meth:`ParquetListStream.lists`
 (one :class:`~ltr.training.lists.ListData` per row group): the XGBoost ranker feeds them
 to its external-memory ``DataIter``; the neural single-score rankers wrap them in
-:class:`ListTensorStream`, which turns each row group's lists into the ranker's own
-tensors and reshuffles them every epoch within a buffer of a few row groups (memory: the
-buffer, not the file).
+:class:`ListTensorStream`, which turns each row group's lists into the Lightning module's
+batch tensors and reshuffles them every epoch within a buffer of a few row groups
+(memory: the buffer, not the file).
 """
 
 from __future__ import annotations
@@ -36,23 +37,56 @@ from ltr.training.lists import ListData, ListDataset, build_lists
 
 
 def write_list_rows(rows: pd.DataFrame, path: str | Path, group_col: str,
-                    lists_per_group: int = 512, seed: int = 0) -> Path:
-    """Write ``rows`` to Parquet with whole, shuffled lists per row group (atomically)."""
+                    lists_per_group: int = 512, seed: int = 0,
+                    transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+                    groups_per_chunk: int = 16,
+                    types: dict[str, pa.DataType] | None = None) -> Path:
+    """Write ``rows`` to Parquet with whole, shuffled lists per row group (atomically).
+
+    ``transform`` (prepare's feature join) is applied to the rows of ``groups_per_chunk``
+    row groups at a time, in file order, and must keep their number and order: its
+    result is never whole in memory. Column types come from the first chunk; ``types``
+    names the type of a column that chunk may hold only missing values of."""
     path = Path(path)
     keys = rows[group_col].unique()
     order = np.random.default_rng(seed).permutation(len(keys))
     rank = pd.Series(np.empty(len(keys), dtype=np.int64), index=keys)
     rank.iloc[order] = np.arange(len(keys))
-    rows = rows.assign(_list_rank=rows[group_col].map(rank).to_numpy())
-    rows = rows.sort_values("_list_rank", kind="stable")
-    chunk = rows["_list_rank"].to_numpy() // lists_per_group
-    rows = rows.drop(columns="_list_rank")
-    schema = pa.Schema.from_pandas(rows, preserve_index=False)
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        for c in np.unique(chunk):
-            writer.write_table(pa.Table.from_pandas(rows[chunk == c], schema=schema,
-                                                    preserve_index=False))
+    list_rank = rows[group_col].map(rank).to_numpy()
+    at = np.argsort(list_rank, kind="stable")
+    chunk = list_rank[at] // lists_per_group
+    bounds = np.flatnonzero(np.r_[True, np.diff(chunk) != 0, True])  # row group starts
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for first in range(0, len(bounds) - 1, groups_per_chunk):
+                last = min(first + groups_per_chunk, len(bounds) - 1)
+                part = rows.iloc[at[bounds[first]:bounds[last]]].reset_index(drop=True)
+                if transform is not None:
+                    part = transform(part)
+                if writer is None:
+                    schema = _arrow_schema(part, types or {})
+                    writer = pq.ParquetWriter(tmp, schema)
+                for g in range(first, last):
+                    lo, hi = bounds[g] - bounds[first], bounds[g + 1] - bounds[first]
+                    writer.write_table(pa.Table.from_pandas(part.iloc[lo:hi], schema=schema,
+                                                            preserve_index=False))
+            if writer is None:  # no rows: an empty file with the rows' columns
+                writer = pq.ParquetWriter(tmp, _arrow_schema(rows, types or {}))
+        finally:
+            if writer is not None:
+                writer.close()
     return path
+
+
+def _arrow_schema(frame: pd.DataFrame, types: dict[str, pa.DataType]) -> pa.Schema:
+    """The Arrow schema of ``frame``, with ``types`` (else text) for columns that hold
+    only missing values there."""
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    for i, f in enumerate(schema):
+        if pa.types.is_null(f.type):
+            schema = schema.set(i, pa.field(f.name, types.get(f.name, pa.string())))
+    return schema
 
 
 def shard() -> tuple[int, int]:
@@ -124,9 +158,10 @@ class ParquetListStream(IterableDataset):
 class ListTensorStream(IterableDataset):
     """Per-list tensors of a :class:`ParquetListStream`, shuffled by a row-group buffer.
 
-    ``to_tensors`` maps one row group's :class:`ListData` to a tuple of ``[G, ...]``
-    tensors (e.g. a ranker's inputs and target); each item is one list's slice, so a
-    DataLoader's default collate stacks them into batches. One pass over the file per
+    ``to_tensors`` maps one row group's :class:`ListData` to named ``[G, ...]`` tensors
+    (e.g. :class:`ListDataset`'s batch of every list); each item is one list's slice, a
+    dict of ``[L, ...]`` tensors, so a DataLoader's default collate stacks them into
+    batches. One pass over the file per
     epoch: row groups in a random order, ``buffer`` row groups read at a time and their
     lists shuffled together. Memory holds ``buffer`` row groups. The order is drawn from
     torch's random generator (seeded by ``lightning.seed_everything`` like a shuffling
@@ -135,12 +170,12 @@ class ListTensorStream(IterableDataset):
     """
 
     def __init__(self, stream: ParquetListStream,
-                 to_tensors: Callable[[ListData], tuple[torch.Tensor, ...]],
+                 to_tensors: Callable[[ListData], dict[str, torch.Tensor]],
                  buffer: int = 4) -> None:
         super().__init__()
         self.stream, self.to_tensors, self.buffer = stream, to_tensors, max(1, int(buffer))
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker, n_workers = shard()
         seed = int(torch.empty((), dtype=torch.int64).random_().item())
         rng = np.random.default_rng(seed)
@@ -151,6 +186,6 @@ class ListTensorStream(IterableDataset):
                      self.stream.lists(groups[start:start + self.buffer])]
             if not parts:
                 continue
-            tensors = [torch.cat(column) for column in zip(*parts, strict=True)]
-            for i in rng.permutation(len(tensors[0])).tolist():
-                yield tuple(t[i] for t in tensors)
+            tensors = {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
+            for i in rng.permutation(len(next(iter(tensors.values())))).tolist():
+                yield {k: t[i] for k, t in tensors.items()}

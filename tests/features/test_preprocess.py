@@ -86,3 +86,30 @@ def test_bad_spec_names_the_key(kwargs, key):
         FeatureSpec(**kwargs)
     with pytest.raises(ConfigError, match="features.numerics"):
         FeatureSpec.from_dict({"numerics": []})
+
+
+def test_fit_over_chunks_equals_one_fit() -> None:
+    """PreprocessorFit merges chunk moments exactly (Chan et al.) and adds category
+    counts: a value below min_category_count in every chunk but not overall is kept, a
+    column missing in a whole chunk still gets its indicator."""
+    from ltr.features.preprocess import PreprocessorFit
+
+    rng = np.random.default_rng(0)
+    n = 1000
+    rows = pd.DataFrame({"price": rng.lognormal(3, 1, n), "rating": rng.normal(4, 0.5, n),
+                         "brand": rng.choice(["a", "b", "c", "d"], n, p=[.5, .3, .19, .01])})
+    rows.loc[:99, "rating"] = np.nan  # the first chunk has no rating at all
+    spec = FeatureSpec.from_dict({"numeric": ["price", "rating"], "log1p": ["price"],
+                                  "categorical": ["brand"], "min_category_count": 8})
+    whole = Preprocessor.fit(rows, spec)
+    fit = PreprocessorFit(spec)
+    for start in range(0, n, 100):
+        fit.update(rows.iloc[start:start + 100])
+    chunked = fit.result()
+    for col in ("price", "rating"):
+        assert chunked.means[col] == pytest.approx(whole.means[col], rel=1e-12)
+        assert chunked.stds[col] == pytest.approx(whole.stds[col], rel=1e-12)
+    assert chunked.indicators == whole.indicators == ["rating"]
+    assert chunked.vocabularies == whole.vocabularies
+    # "d": 10 rows in all, at most 2 in any chunk of 100
+    assert "d" in chunked.vocabularies["brand"]

@@ -91,3 +91,33 @@ def test_ddp_ranks_yield_equal_list_counts(tiny_log_dir, tmp_path, monkeypatch):
         counts.append(len(list(iter(stream))))
     shares = [int(stream.group_lists[r::2].sum()) for r in (0, 1)]
     assert counts[0] == counts[1] == min(shares) and shares[0] != shares[1]
+
+
+def test_chunked_writes_equal_one_write(tmp_path):
+    """write_list_rows gives the same file whatever the chunk size; ``transform`` sees
+    whole lists only; a column that is all missing in the first chunk takes its type
+    from ``types``."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from ltr.training.stream import write_list_rows
+
+    rows = pd.DataFrame({"session_id": np.repeat(np.arange(50), 3),
+                         "position": np.tile([1, 2, 3], 50)})
+    seen = []
+
+    def transform(part):
+        seen.append(part["session_id"].value_counts().tolist())
+        extra = np.where(part["session_id"] % 7 == 6, "x", None).astype(object)
+        return part.assign(extra=extra, twice=part["position"] * 2)
+
+    a = write_list_rows(rows, tmp_path / "a.parquet", "session_id", lists_per_group=4,
+                        seed=3, transform=transform, groups_per_chunk=1,
+                        types={"extra": pa.string()})
+    b = write_list_rows(rows, tmp_path / "b.parquet", "session_id", lists_per_group=4,
+                        seed=3, transform=transform, groups_per_chunk=100)
+    assert all(set(counts) == {3} for counts in seen)  # every list whole
+    ta, tb = pq.read_table(a), pq.read_table(b)
+    assert ta.equals(tb)
+    assert pq.ParquetFile(a).num_row_groups == 13
+    assert ta.schema.field("extra").type == pa.string()
