@@ -20,6 +20,10 @@ the interpreter and the imported libraries) is its own:
 ``prepare``
     ``LtrDataModule(**data).prepared`` with the data settings of configs/mmoe.yaml (pandas,
     as today): the training lists, saved for the two training steps.
+``prepare_stream``
+    the same with ``data.stream_dir``: the training rows are joined a few row groups at a
+    time and written as Parquet lists (what training at scale reads), never whole in
+    memory; validation, test and judged lists in memory as before.
 ``train_mmoe``
     one epoch of the MMoE of configs/mmoe.yaml over the training lists (forward, losses,
     backward, AdamW step per batch; no validation).
@@ -51,8 +55,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data_samples" / "wands"
-STEPS = ("simulate", "labels_pandas", "labels_duckdb", "prepare", "train_mmoe",
-         "train_xgboost")
+STEPS = ("simulate", "labels_pandas", "labels_duckdb", "prepare", "prepare_stream",
+         "train_mmoe", "train_xgboost")
 TEXT = {"model_name": "all-MiniLM-L6-v2", "product_fields": ["product_class"],
         "cache_dir": str(ROOT / ".cache" / "ltr-text"), "progress": False}
 
@@ -107,6 +111,18 @@ def step_prepare(work: Path) -> dict[str, Any]:
     with open(work / "prepared.pkl", "wb") as fh:
         pickle.dump(prepared, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return {"train_lists": int(len(prepared.train.mask)) if prepared.train is not None else 0}
+
+
+def step_prepare_stream(work: Path) -> dict[str, Any]:
+    from ltr.training.datamodule import LtrDataModule
+
+    stream = work / "stream"
+    if stream.exists():
+        shutil.rmtree(stream)
+    prepared = LtrDataModule(**_data_settings(work / "log"), stream_dir=str(stream)).prepared
+    import pyarrow.parquet as pq
+
+    return {"train_row_groups": pq.ParquetFile(prepared.train_stream.path).num_row_groups}
 
 
 def _load_prepared(work: Path):
@@ -166,6 +182,8 @@ def child(step: str, work: Path, n: int, memory_limit: str) -> None:
         extra = step_labels(work, step.removeprefix("labels_"), memory_limit)
     elif step == "prepare":
         extra = step_prepare(work)
+    elif step == "prepare_stream":
+        extra = step_prepare_stream(work)
     elif step == "train_mmoe":
         extra = step_train_mmoe(work)
     elif step == "train_xgboost":
@@ -211,7 +229,7 @@ def run_step(step: str, work: Path, n: int, max_mb: float, memory_limit: str
 
 def skip_reason(step: str, n: int, results: dict[int, dict[str, Any]], max_mb: float,
                 done: set[str], max_s: float | None = None) -> str | None:
-    needs = {"labels_pandas": "simulate", "labels_duckdb": "simulate", "prepare": "simulate",
+    needs = {"labels_pandas": "simulate", "labels_duckdb": "simulate", "prepare": "simulate", "prepare_stream": "simulate",
              "train_mmoe": "prepare", "train_xgboost": "prepare"}
     if step in needs and needs[step] not in done:
         return f"needs {needs[step]}, which did not complete at this size"
