@@ -165,8 +165,9 @@ class ListTensorStream(IterableDataset):
     epoch: row groups in a random order, ``buffer`` row groups read at a time and their
     lists shuffled together. Memory holds ``buffer`` row groups. The order is drawn from
     torch's random generator (seeded by ``lightning.seed_everything`` like a shuffling
-    DataLoader), so it differs every epoch and is reproducible. DataLoader workers split
-    the row groups as :class:`ParquetListStream` does.
+    DataLoader), so it differs every epoch and is reproducible. DataLoader workers and DDP
+    ranks split the row groups, and yield equal shares, as :class:`ParquetListStream`
+    does.
     """
 
     def __init__(self, stream: ParquetListStream,
@@ -181,6 +182,8 @@ class ListTensorStream(IterableDataset):
         rng = np.random.default_rng(seed)
         groups = np.arange(worker, self.stream.n_row_groups, n_workers)
         groups = groups[rng.permutation(len(groups))].tolist()
+        limit = self.stream.reader_limit(n_workers)  # DDP: equal shares, equal steps
+        yielded = 0
         for start in range(0, len(groups), self.buffer):
             parts = [self.to_tensors(lists) for lists in
                      self.stream.lists(groups[start:start + self.buffer])]
@@ -188,4 +191,7 @@ class ListTensorStream(IterableDataset):
                 continue
             tensors = {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
             for i in rng.permutation(len(next(iter(tensors.values())))).tolist():
+                if limit is not None and yielded >= limit:
+                    return
+                yielded += 1
                 yield {k: t[i] for k, t in tensors.items()}

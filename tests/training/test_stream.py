@@ -91,6 +91,16 @@ def test_ddp_ranks_yield_equal_list_counts(tiny_log_dir, tmp_path, monkeypatch):
         counts.append(len(list(iter(stream))))
     shares = [int(stream.group_lists[r::2].sum()) for r in (0, 1)]
     assert counts[0] == counts[1] == min(shares) and shares[0] != shares[1]
+    # the single-score rankers' tensor stream keeps the same rule
+    from ltr.training.lists import ListDataset
+    from ltr.training.stream import ListTensorStream
+
+    tensors = ListTensorStream(stream, lambda lists: ListDataset(lists).batch(slice(None)))
+    per_rank = []
+    for rank in (0, 1):
+        monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
+        per_rank.append(len(list(iter(tensors))))
+    assert per_rank == [min(shares)] * 2
 
 
 def test_chunked_writes_equal_one_write(tmp_path):
