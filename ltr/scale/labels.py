@@ -19,8 +19,10 @@ each one SQL pass at most and all row-level rules in a single scan:
 
 A failing check raises :class:`~ltr.errors.DataValidationError` naming the file, the
 column, the number of offending rows and the first five (row number and value).
-Timestamps are checked for presence only (no SQL parse of the pandas loader's mixed
-formats): the label path does not use time; windows (``window:``) run on pandas.
+Timestamps are checked for presence here; a training window (``window:``,
+:func:`window_view`) parses the *distinct* timestamps with the pandas loader's own parser
+(mixed formats, zones, epoch units), so that windows are cut exactly as ``ltr fit`` cuts
+them, and joins the window of each timestamp back onto the log in SQL.
 
 Aggregates from the cells: pair counts are the sums over a pair's cells, the mean position
 is ``sum(position * impressions) / impressions``; pairs are ordered by (query,
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -113,9 +116,11 @@ def check_impressions_sql(engine: SqlEngine, path: str, products: pd.DataFrame |
     return n_rows
 
 
-def aggregate_sql(engine: SqlEngine, source: str = "impressions") -> LogAggregates:
-    """:class:`LogAggregates` of the checked ``impressions`` view (module docstring)."""
-    cells = engine.query(sql.cells_sql())
+def aggregate_sql(engine: SqlEngine, source: str = "impressions",
+                  view: str = "impressions") -> LogAggregates:
+    """:class:`LogAggregates` of the checked ``impressions`` view, or of a window of it
+    (module docstring)."""
+    cells = engine.query(sql.cells_sql(view))
     if cells.empty:
         raise DataValidationError(source, "is empty: no impressions to derive labels from")
     cells["query"] = cells["query"].astype(str)
@@ -152,23 +157,75 @@ def aggregate_sql(engine: SqlEngine, source: str = "impressions") -> LogAggregat
                          n_positions=int(position.max()))
 
 
-def fingerprint_sql(engine: SqlEngine, rows: int = 1_000_000) -> str:
+def fingerprint_sql(engine: SqlEngine, rows: int = 1_000_000, view: str = "impressions"
+                    ) -> str:
     """:func:`ltr.labels.artifact.window_fingerprint` of the ``impressions`` view, streamed:
     rows sorted by the engine (spilling past its memory limit) and hashed batch by batch
     with the same pandas row hash, so the digest equals the pandas path's."""
     digest = hashlib.sha256()
-    for batch in engine.batches(sql.fingerprint_sql(FINGERPRINT_COLUMNS), rows):
+    for batch in engine.batches(sql.fingerprint_sql(FINGERPRINT_COLUMNS, view), rows):
         hashed = pd.util.hash_pandas_object(batch.astype(str), index=False).to_numpy()
         digest.update(hashed.tobytes())
     return digest.hexdigest()[:32]
 
 
 def scan_log(engine: SqlEngine, path: str, products: pd.DataFrame | None = None,
-             customers: pd.DataFrame | None = None, fingerprint: bool = True) -> LogScan:
-    """Check, aggregate and fingerprint the impression log at ``path`` on ``engine``."""
+             customers: pd.DataFrame | None = None, fingerprint: bool = True,
+             window: dict[str, Any] | None = None,
+             judged_queries: set[str] | None = None) -> LogScan:
+    """Check, aggregate and fingerprint the impression log at ``path`` on ``engine``: the
+    whole log, or with ``window`` (``{split, folds, fold, seed}``, filled in by
+    :func:`ltr.features.split.window_description`) its training window
+    (:func:`window_view`)."""
     n = check_impressions_sql(engine, path, products, customers)
-    agg = aggregate_sql(engine, str(path))
-    return LogScan(agg, n, fingerprint_sql(engine) if fingerprint else "")
+    view = "impressions"
+    if window:
+        view, n = window_view(engine, window, judged_queries, str(path))
+    agg = aggregate_sql(engine, str(path), view)
+    return LogScan(agg, n, fingerprint_sql(engine, view=view) if fingerprint else "")
+
+
+WINDOW_VIEW = "impressions_window"
+
+
+def window_view(engine: SqlEngine, window: dict[str, Any], judged_queries: set[str] | None,
+                source: str) -> tuple[str, int]:
+    """Create the view of the training window of the checked log (the rows
+    :func:`ltr.features.split.training_window` keeps: training days, held-out queries
+    excepted) and return its name and row count.
+
+    The window of a row depends on its timestamp only, so the distinct raw timestamps are
+    fetched, parsed by the pandas loader's parser and cut by the pandas window code
+    (:func:`ltr.features.split.time_windows`), and the window of each is joined back in
+    SQL; held-out queries are drawn from the distinct queries the same way."""
+    from ltr.data.validate import coerce_column
+    from ltr.features.split import held_out_queries, time_windows
+
+    column = next(c for c in IMPRESSIONS.columns if c.name == "timestamp")
+    raw = engine.query("SELECT DISTINCT timestamp FROM impressions_raw")
+    where = f"{source} (its distinct timestamps)"
+    parsed = coerce_column(raw, column, where)
+    split = window["split"]
+    windows = time_windows(pd.DataFrame({"timestamp": parsed}), split["history_days"],
+                           split["valid_days"], split["test_days"], where)
+    folds, fold, seed = (int(window.get(k) or 0) for k in ("folds", "fold", "seed"))
+    queries = set(engine.query("SELECT DISTINCT query FROM impressions")["query"].astype(str))
+    held_out = sorted(held_out_queries(queries | set(judged_queries or ()), folds, fold, seed))
+    train_ts = raw.loc[windows.to_numpy() == "train", ["timestamp"]]
+    engine.register_frame("window_timestamps", train_ts.rename(columns={"timestamp": "ts"}))
+    where = ""
+    if held_out:
+        engine.register_frame("held_out_queries", pd.DataFrame({"query": held_out}))
+        where = " WHERE i.query NOT IN (SELECT query FROM held_out_queries)"
+    cols = ", ".join(f"i.{c}" for c in [*sql.ID_COLUMNS, "query", *sql.NUMBER_COLUMNS])
+    engine.execute(
+        f"CREATE OR REPLACE TEMPORARY VIEW {WINDOW_VIEW} AS SELECT {cols} FROM impressions i "
+        f"JOIN window_timestamps w ON i._ts = w.ts{where}")
+    n = int(engine.query(f"SELECT COUNT(*) AS n FROM {WINDOW_VIEW}")["n"].iloc[0])
+    if n == 0:
+        raise DataValidationError(source, "no training impressions left after the split and "
+                                  "the query hold-out", column="timestamp")
+    return WINDOW_VIEW, n
 
 
 def _count(value: object) -> int:

@@ -149,6 +149,7 @@ def typed_select(types: dict[str, str], integer_ids: dict[str, bool],
     cols += [f"{id_expr(c, integer_ids[c], types[c])} AS {c}" for c in ID_COLUMNS]
     cols.append("CAST(query AS STRING) AS query")
     cols += [f"CAST({num(c)} AS BIGINT) AS {c}" for c in NUMBER_COLUMNS]
+    cols.append("timestamp AS _ts")  # raw: a training window joins its parsed window on it
     return f"SELECT {', '.join(cols)} FROM {view}"
 
 

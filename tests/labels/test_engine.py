@@ -101,6 +101,43 @@ def test_csv_log_and_string_ids(tiny_log_dir, pandas_log, tmp_path):
         scan.aggregates.pairs, check_exact=False, rtol=0, atol=1e-9)
 
 
+WINDOWS = [{"split": {"history_days": 7, "valid_days": 3, "test_days": 4}},
+           {"split": {"history_days": 5, "valid_days": 2, "test_days": 3}, "folds": 3,
+            "fold": 1, "seed": 4}]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv_epoch_ms"])
+@pytest.mark.parametrize("window", WINDOWS, ids=["split", "split+fold"])
+def test_training_window_on_the_engine_equals_pandas(tiny_log_dir, pandas_log, tmp_path,
+                                                     window, fmt):
+    """The engine cuts the training window ltr fit cuts: same rows (count, fingerprint)
+    and the same aggregates, from typed timestamps or epoch milliseconds in a CSV."""
+    from ltr.features.split import training_window, window_description
+
+    described = window_description(window["split"], window.get("folds", 0),
+                                   window.get("fold", 0), window.get("seed", 0))
+    described = {**window, **described}
+    imp = pandas_log.impressions.assign(query=pandas_log.impressions["query"].astype(str))
+    judged = set(pandas_log.judgements["query"].astype(str))
+    _, train, _ = training_window(imp, judged, described["split"], window.get("folds", 0),
+                                  window.get("fold", 0), window.get("seed", 0))
+    ref = imp[train]
+    path = tiny_log_dir / "impressions.parquet"
+    if fmt == "csv_epoch_ms":
+        raw = pd.read_parquet(path)
+        raw["timestamp"] = raw["timestamp"].astype("int64") // 10**6
+        path = tmp_path / "impressions.csv"
+        raw.to_csv(path, index=False)
+    with open_engine("duckdb") as eng:
+        scan = scan_log(eng, str(path), pandas_log.products, pandas_log.customers,
+                        window=described, judged_queries=judged)
+    assert 0 < scan.n_impressions == len(ref) < len(imp)
+    assert scan.fingerprint == window_fingerprint(ref)
+    pd.testing.assert_frame_equal(
+        aggregate_log(ref).pairs.sort_values(["query", "product_id"], ignore_index=True),
+        scan.aggregates.pairs, check_exact=False, rtol=0, atol=1e-9)
+
+
 def _broken(tiny_log_dir, tmp_path, fmt, change):
     imp = pd.read_parquet(tiny_log_dir / "impressions.parquet").head(200)
     write_tables({"impressions": change(imp.copy())}, tmp_path, fmt)
@@ -169,11 +206,8 @@ def test_engine_settings_name_their_key():
         open_engine("duckdb", memory_limit="lots")
     with pytest.raises(ConfigError, match="'engine'"):
         open_engine("polars")
-    with pytest.raises(ConfigError, match="'engine'"):
-        resolve_engine("duckdb", {"split": {"test_days": 7}})
-    assert resolve_engine(None, {"split": {"test_days": 7}}) == "pandas"
-    assert resolve_engine(None, None) == "duckdb"
-    assert resolve_engine("pandas", None) == "pandas"
+    assert resolve_engine(None) == "duckdb"
+    assert resolve_engine("pandas") == "pandas"
 
 
 def _spark_missing() -> str | None:
@@ -200,6 +234,11 @@ def test_spark_local_mode_equals_duckdb(tiny_log_dir, pandas_log, duck_scan, tmp
                             "conf": {"spark.sql.shuffle.partitions": "2"}}) as eng:
         scan = scan_log(eng, str(tiny_log_dir / "impressions.parquet"), pandas_log.products,
                         pandas_log.customers)
+        window = {**WINDOWS[1], "split": WINDOWS[1]["split"]}
+        judged = set(pandas_log.judgements["query"].astype(str))
+        spark_window = scan_log(eng, str(tiny_log_dir / "impressions.parquet"),
+                                pandas_log.products, pandas_log.customers, window=window,
+                                judged_queries=judged)
         bad = _broken(tiny_log_dir, tmp_path, "parquet", CASES["position 0"][1])
         with pytest.raises(DataValidationError) as err:
             scan_log(eng, str(bad), pandas_log.products, pandas_log.customers)
@@ -211,6 +250,14 @@ def test_spark_local_mode_equals_duckdb(tiny_log_dir, pandas_log, duck_scan, tmp
     for name in ("cell_pair", "cell_position", "cell_impressions", "cell_clicks"):
         np.testing.assert_array_equal(getattr(scan.aggregates, name),
                                       getattr(duck_scan.aggregates, name))
+    with open_engine("duckdb") as eng:  # a training window: cut the same way
+        duck_window = scan_log(eng, str(tiny_log_dir / "impressions.parquet"),
+                               pandas_log.products, pandas_log.customers, window=window,
+                               judged_queries=judged)
+    assert (spark_window.n_impressions, spark_window.fingerprint) == \
+        (duck_window.n_impressions, duck_window.fingerprint)
+    pd.testing.assert_frame_equal(spark_window.aggregates.pairs, duck_window.aggregates.pairs,
+                                  check_exact=False, rtol=0, atol=1e-9)
     config = LabelConfig()
     assert_same_labels(derive_labels(duck_scan.aggregates, config, similarity).labels,
                        derive_labels(scan.aggregates, config, similarity).labels)
@@ -224,9 +271,12 @@ def test_spark_local_mode_equals_duckdb(tiny_log_dir, pandas_log, duck_scan, tmp
     assert len(log.judgements) == len(pandas_log.judgements)
 
 
-def test_ltr_label_engine_flag_gives_the_same_label_files(tiny_log_dir, tmp_path, capsys):
+@pytest.mark.parametrize("window", [None, WINDOWS[1]], ids=["whole log", "window"])
+def test_ltr_label_engine_flag_gives_the_same_label_files(tiny_log_dir, tmp_path, capsys,
+                                                         window):
     """``ltr label --engine duckdb`` and ``--engine pandas``: the same labels.parquet and
-    the same window fingerprint in label_config.yaml."""
+    the same window fingerprint in label_config.yaml, for the whole log and for a
+    training window."""
     import yaml
 
     from ltr.cli import main as ltr
@@ -240,6 +290,8 @@ def test_ltr_label_engine_flag_gives_the_same_label_files(tiny_log_dir, tmp_path
                "text": {"model_name": str(model), "product_fields": ["product_class"],
                         "max_length": 32, "progress": False,
                         "cache_dir": str(tmp_path / "cache")}}
+        if window:
+            cfg["window"] = window
         path = tmp_path / f"{engine}.yaml"
         path.write_text(yaml.safe_dump(cfg))
         assert ltr(["label", "--config", str(path), "--engine", engine]) == 0
