@@ -1,19 +1,29 @@
 """Declared constraints on configuration values, checked before any work starts.
 
-A class that reads a config section declares its numeric constraints once, beside its
-signature::
+A :class:`Range` is the one way a numeric constraint is declared, in either of two
+places:
 
-    RANGES = {"lr": Range(gt=0), "dropout": Range(ge=0, lt=1), "n_experts": Range(ge=1, integer=True)}
+* in a config schema (:mod:`ltr.config_schema`), as the metadata of a field's type::
 
-:func:`check_ranges` checks the given values against them (raising
-:class:`~ltr.errors.ConfigError` with the dotted key: ``model.lr: must be > 0, got -0.1``),
-and :mod:`ltr.config_reference` prints the same constraints in the reference of every key:
-one declaration, two uses.
+      lr: Annotated[float, Range(gt=0)] = Field(1e-3, description="...")
+
+  (pydantic runs :meth:`Range.validate`: type and bounds in one check);
+* in a ``RANGES`` dict beside the signature of a class that LightningCLI builds from its
+  signature (``LtrDataModule``, ``LtrModule``) or that takes ``**params``::
+
+      RANGES = {"lr": Range(gt=0), "dropout": Range(ge=0, lt=1)}
+
+  which :func:`ltr.config_schema.signature_schema` turns into the same field metadata.
+
+Either way the error names the dotted key (``model.lr: must be > 0, got -0.1``) and
+:mod:`ltr.config_reference` prints the constraint in the reference of every key: one
+declaration, two uses.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +31,17 @@ from typing import Any
 import numpy as np
 
 from ltr.errors import ConfigError
+
+
+class FieldProblem(ValueError):
+    """A problem a schema validator found, with the key relative to the value being
+    validated (``None``: the value itself). :func:`ltr.config_schema.config_error` turns
+    it into a :class:`~ltr.errors.ConfigError` naming the full dotted key."""
+
+    def __init__(self, key: str | None, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(problem if key is None else f"{key}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -53,17 +74,30 @@ class Range:
     def ok(self, value: Any) -> bool:
         if value is None:
             return self.optional
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
             return False
-        if self.integer and not isinstance(value, int):
+        if self.integer and not isinstance(value, numbers.Integral):
             return False
-        if isinstance(value, float) and math.isnan(value):
+        if not isinstance(value, numbers.Integral) and math.isnan(value):
             return False
         return not ((self.gt is not None and not value > self.gt)
                     or (self.ge is not None and not value >= self.ge)
                     or (self.lt is not None and not value < self.lt)
                     or (self.le is not None and not value <= self.le))
 
+    def validate(self, value: Any) -> Any:
+        """``value`` (numpy scalars as Python numbers) if :meth:`ok`, else
+        :class:`FieldProblem` (the schema translator adds the key)."""
+        if not self.ok(value):
+            raise FieldProblem(None, f"must be {self.describe()}, got {value!r}")
+        return value.item() if isinstance(value, np.generic) else value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        """As field metadata (``Annotated[int, Range(ge=1, integer=True)]``) the range is
+        the field's whole check: type and bounds."""
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_plain_validator_function(self.validate)
 
     def ok_array(self, values: np.ndarray) -> np.ndarray:
         """:meth:`ok` for a float array (NaN is "missing": allowed when optional)."""

@@ -19,48 +19,53 @@ Config example (YAML, section ``features``)::
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
+from pydantic import Field
+
+from ltr.checks import FieldProblem, Range
+from ltr.config_schema import Str, section, unique_list
 from ltr.errors import ConfigError
 
 BINARY_TASKS = {"click": "clicked", "add_to_cart": "added_to_cart", "purchase": "purchased"}
 GRADED_TASKS = {"relevance": "grade"}
 TASK_COLUMNS = {**BINARY_TASKS, **GRADED_TASKS}
 
+Columns = unique_list(Str, what="column")
 
-@dataclass
+
+@section("features")
 class FeatureSpec:
-    numeric: list[str] = field(default_factory=list)
-    categorical: list[str] = field(default_factory=list)
-    log1p: list[str] = field(default_factory=list)
-    derived: list[str] = field(default_factory=list)
-    min_category_count: int = 1
-    prefix: str = "features"
+    """The ``data.features`` section: which columns feed the model, and how (the schema
+    of the section; the rules that tie keys together are in :meth:`__post_init__`)."""
+
+    numeric: Columns = Field(default_factory=list, description="numeric columns, "
+                             "standardised (missing values filled, with a `__missing` flag)")
+    categorical: Columns = Field(default_factory=list, description="categorical columns, "
+                                 "embedded (rare values pooled)")
+    log1p: Columns = Field(default_factory=list, description="numeric columns taken as "
+                           "log(1 + x) first (each must be in `numeric`)")
+    derived: Columns = Field(default_factory=list, description="derived features computed "
+                             "per row (`ltr.features.derived`: brand_match, category_match, "
+                             "price_z_in_list, ...)")
+    min_category_count: Annotated[int, Range(ge=1, integer=True)] = Field(
+        1, description="a categorical value seen fewer times in training is `unknown`")
+
+    prefix: ClassVar[str] = "features"  # the section's path in errors (from_dict sets it)
 
     def __post_init__(self) -> None:
         from ltr.features.derived import DERIVED
 
-        p = self.prefix
-        for key in ("numeric", "categorical", "log1p", "derived"):
-            value = getattr(self, key)
-            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{p}.{key}", f"must be a list of column names, got {value!r}")
-            if len(set(value)) != len(value):
-                raise ConfigError(f"{p}.{key}", f"repeats a column: {value}")
-            setattr(self, key, list(value))
         both = set(self.numeric) & set(self.categorical)
         if both:
-            raise ConfigError(f"{p}.categorical", f"{sorted(both)} also listed as numeric")
+            raise FieldProblem("categorical", f"{sorted(both)} also listed as numeric")
         stray = set(self.log1p) - set(self.numeric)
         if stray:
-            raise ConfigError(f"{p}.log1p", f"{sorted(stray)} not listed in {p}.numeric")
+            raise FieldProblem("log1p", f"{sorted(stray)} not listed in numeric")
         unknown = [d for d in self.derived if d not in DERIVED]
         if unknown:
-            raise ConfigError(f"{p}.derived", f"unknown derived feature(s) {unknown}; "
-                              f"known: {sorted(DERIVED)}")
-        if not isinstance(self.min_category_count, int) or self.min_category_count < 1:
-            raise ConfigError(f"{p}.min_category_count", "must be an integer >= 1")
+            raise FieldProblem("derived", f"unknown derived feature(s) {unknown}; "
+                               f"known: {sorted(DERIVED)}")
 
     @property
     def numeric_inputs(self) -> list[str]:
@@ -77,15 +82,15 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None, prefix: str = "features") -> FeatureSpec:
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)} - {"prefix"}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{prefix}.{unknown[0]}", f"unknown key; known: {sorted(known)}")
-        return cls(**values, prefix=prefix)
+        """Checked against the schema, errors naming ``<prefix>.<key>``."""
+        from ltr.config_schema import validate
+
+        spec = validate(cls, dict(values or {}), prefix)
+        object.__setattr__(spec, "prefix", prefix)
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "prefix"}
+        return dataclasses.asdict(self)
 
 
 def check_tasks(tasks: list[str], key: str = "model.tasks") -> list[str]:

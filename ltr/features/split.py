@@ -11,13 +11,29 @@ nothing to training — not its clicks, not its labels, not its history features
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
+from ltr.checks import Range
+from ltr.config_schema import section
 from ltr.errors import ConfigError, DataValidationError
+
+Days = Annotated[float, Range(ge=0)]
+
+
+@section("data.split")
+class Split:
+    """The ``data.split`` section (and ``window.split`` of ``ltr label``): whole days
+    counted from the first session of the log."""
+
+    history_days: Days = Field(7, description="first days: feed history features only")
+    valid_days: Days = Field(3, description="days before the test days: validation")
+    test_days: Days = Field(4, description="last days: test")
 
 WINDOWS = ("history", "train", "valid", "test")
 
@@ -25,10 +41,7 @@ WINDOWS = ("history", "train", "valid", "test")
 def time_windows(impressions: pd.DataFrame, history_days: float, valid_days: float,
                  test_days: float, source: str = "impressions") -> pd.Series:
     """Window name per impression row (``history``/``train``/``valid``/``test``)."""
-    for key, value in (("history_days", history_days), ("valid_days", valid_days),
-                       ("test_days", test_days)):
-        if value < 0:
-            raise ConfigError(f"data.split.{key}", f"must be >= 0, got {value}")
+    Split(history_days=history_days, valid_days=valid_days, test_days=test_days)  # ranges
     ts = impressions["timestamp"]
     start = ts.min().normalize()
     days = (ts - start).dt.total_seconds().to_numpy() / 86_400.0
@@ -73,17 +86,15 @@ def held_out_queries(queries: list[str] | set[str], folds: int, fold: int,
     return {q for q, f in assignment.items() if f == fold}
 
 
-DEFAULT_SPLIT = {"history_days": 7, "valid_days": 3, "test_days": 4}
+DEFAULT_SPLIT = dataclasses.asdict(Split())
 
 
 def full_split(split: dict[str, Any] | None) -> dict[str, Any]:
-    """``split`` with the defaults of :data:`DEFAULT_SPLIT` filled in; unknown keys
-    refused."""
-    split = {**DEFAULT_SPLIT, **(split or {})}
-    unknown = set(split) - set(DEFAULT_SPLIT)
-    if unknown:
-        raise ConfigError(f"data.split.{sorted(unknown)[0]}", "unknown key")
-    return split
+    """``split`` checked (:class:`Split`: unknown keys and negative days refused) with
+    the defaults filled in."""
+    from ltr.config_schema import validate
+
+    return dataclasses.asdict(validate(Split, dict(split or {}), "data.split"))
 
 
 def window_description(split: dict[str, Any] | None, folds: int = 0, fold: int = 0,

@@ -3,8 +3,9 @@
 ``engine`` picks where the log is checked and aggregated: ``pandas`` loads it whole
 (:func:`ltr.data.load_log`); ``duckdb`` and ``spark`` check it and reduce it to
 (query, product, position) cells in SQL (:mod:`ltr.scale`), memory bounded by
-``memory_limit``; ``auto`` (the default) is ``duckdb`` when it is installed and no
-``window`` is set, else ``pandas``. The label rule after the aggregates is the same code
+``memory_limit``; ``auto`` (the default) is ``duckdb`` when it is installed, else
+``pandas``. A training window (``window:``) is cut the same way on every engine
+(:func:`ltr.scale.labels.window_view` on the SQL engines). The label rule after the aggregates is the same code
 for every engine, so the labels are the same.
 """
 
@@ -27,6 +28,7 @@ from ltr.data.loaders import (
 )
 from ltr.io import check_output_dir
 from ltr.labels.artifact import artifact_fields, describe, window_fingerprint
+from ltr.labels.cli import ENGINES
 from ltr.labels.config import LabelConfig
 from ltr.labels.diagnostics import agreement, disagreement_stats, disagreements
 from ltr.labels.pipeline import VARIANTS, derive_labels
@@ -37,7 +39,7 @@ from ltr.progress import step
 if TYPE_CHECKING:
     from ltr.scale import LogScan
 
-ENGINE_CHOICES = ("auto", "pandas", "duckdb", "spark")
+ENGINE_CHOICES = ENGINES  # the `engine` key (ltr.labels.cli.LabelRun)
 
 
 def label_run(raw: dict[str, Any]) -> str:
@@ -45,13 +47,16 @@ def label_run(raw: dict[str, Any]) -> str:
     The output set appears in ``raw["out"]`` whole or not at all
     (:func:`ltr.labels.report.write_label_run`)."""
     from ltr import __version__
+    from ltr.config_schema import validate
+    from ltr.labels.cli import LabelRun
     from ltr.text import TextConfig, TextEncoder
 
     t0 = time.perf_counter()
+    validate(LabelRun, raw)  # every key, before any work
     check_output_dir(raw["out"], "label", LABEL_FILES)  # an unrelated folder: before any work
     config = LabelConfig.from_dict(dict(raw.get("labels") or {}))
     text_cfg = TextConfig.from_mapping(raw.get("text"))
-    engine = resolve_engine(raw.get("engine"), raw.get("window"))
+    engine = resolve_engine(raw.get("engine"))
     if engine == "pandas":
         log = load_log(raw["data"])
     else:
@@ -72,11 +77,12 @@ def label_run(raw: dict[str, Any]) -> str:
         impressions, window = labelled_window(log, raw.get("window"), source)
         n_impressions, fingerprint = len(impressions), window_fingerprint(impressions)
     else:  # the aggregates stand in for the log: derive_labels only aggregates it
-        impressions, window = scan.aggregates, {}
+        impressions, window = scan.aggregates, window_settings(raw.get("window"))
         n_impressions, fingerprint = scan.n_impressions, scan.fingerprint
     extra = None
     if judged is not None and raw.get("label_judged_pool", True):
-        queries = set(impressions["query"].astype(str)) if window else None
+        queries = None if not window else set(
+            (scan.aggregates.pairs if engine != "pandas" else impressions)["query"].astype(str))
         extra = judged[["query", "product_id"]]
         if queries is not None:  # a training window: the judged pools of its queries
             extra = extra[extra["query"].astype(str).isin(queries)]
@@ -112,7 +118,7 @@ def label_run(raw: dict[str, Any]) -> str:
         truth = truth / truth[0]
     run_config = {"ltr_version": __version__, "created": pd.Timestamp.now(tz="UTC").isoformat(),
                   **{k: v for k, v in raw.items() if k not in ("labels", "text", "window")},
-                  "sources": log.sources, "labels": config.to_dict(), "text": text_cfg.to_dict(),
+                  "sources": log.sources, "labels": config.to_dict(), "text": text_cfg.section_dict(),
                   "engine": engine,
                   **artifact_fields(result, fingerprint, window, n_impressions)}
     paths = write_label_run(result, raw["out"], run_config=run_config,
@@ -141,25 +147,15 @@ def label_run(raw: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def resolve_engine(engine: str | None, window: dict[str, Any] | None) -> str:
-    """The engine of a run (module docstring); ``window`` needs pandas for now."""
-    from ltr.errors import ConfigError
-
-    name = str(engine or "auto")
-    if name not in ENGINE_CHOICES:
-        raise ConfigError("engine", f"must be one of {ENGINE_CHOICES}, got {name!r}")
+def resolve_engine(engine: str | None) -> str:
+    """The engine of a run (module docstring)."""
+    name = str(engine or "auto")  # one of ENGINE_CHOICES (ltr.labels.cli.LabelRun)
     if name == "auto":
-        if window:
-            return "pandas"
         try:
             import duckdb  # noqa: F401
         except ImportError:
             return "pandas"
         return "duckdb"
-    if window and name != "pandas":
-        raise ConfigError("engine", f"'{name}' labels the whole log; a training window "
-                          "(window: ...) is cut on pandas for now: set engine: pandas "
-                          "(docs/scale.md)")
     return name
 
 
@@ -184,8 +180,11 @@ def scan_run_log(raw: dict[str, Any], engine: str) -> tuple[SearchLog, LogScan]:
                       "judgements": judgements, "impressions": tables["impressions"],
                       "sources": {k: str(v) for k, v in tables.items() if v is not None},
                       "absent": {k: v for k, v in absent.items() if v}}
+        judged = tables["judgements"]
         scan = scan_log(eng, str(tables["impressions"]), tables["products"],
-                        tables["customers"])
+                        tables["customers"], window=window_settings(raw.get("window")),
+                        judged_queries=None if judged is None
+                        else set(judged["query"].astype(str)))
     log = SearchLog(products=tables["products"], customers=tables["customers"],
                     impressions=pd.DataFrame(), judgements=tables["judgements"],
                     sources=tables["sources"], absent_optional=tables["absent"])
@@ -221,23 +220,31 @@ def _remote_tables(eng: Any, data: str) -> dict[str, Any]:
             "absent": {k: v for k, v in absent.items() if v}}
 
 
+def window_settings(window: dict[str, Any] | None) -> dict[str, Any]:
+    """``window: {split, folds, fold, seed}`` checked and described as a label artifact
+    records it (:func:`ltr.features.split.window_description`); ``{}``: the whole log."""
+    from ltr.config_schema import validate
+    from ltr.features.split import window_description
+    from ltr.labels.cli import Window
+
+    if not window:
+        return {}
+    validate(Window, dict(window), "window")
+    return window_description(window.get("split"), int(window.get("folds") or 0),
+                              int(window.get("fold") or 0), int(window.get("seed") or 0))
+
+
 def labelled_window(log, window: dict[str, Any] | None, source: str
                     ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The impressions to label and the window description: the whole log, or with
     ``window: {split, folds, fold, seed}`` exactly the training window ``ltr fit`` with the
     same data settings labels (:func:`ltr.features.split.training_window`)."""
-    from ltr.errors import ConfigError
-    from ltr.features.split import training_window, window_description
+    from ltr.features.split import training_window
 
-    if not window:
+    described = window_settings(window)
+    if not described:
         return log.impressions, {}
-    unknown = sorted(set(window) - {"split", "folds", "fold", "seed"})
-    if unknown:
-        raise ConfigError(f"window.{unknown[0]}", "unknown key; known: ['fold', 'folds', "
-                          "'seed', 'split']")
-    folds, fold, seed = int(window.get("folds") or 0), int(window.get("fold") or 0), \
-        int(window.get("seed") or 0)
-    described = window_description(window.get("split"), folds, fold, seed)
+    folds, fold, seed = (int(described.get(k) or 0) for k in ("folds", "fold", "seed"))
     judged = set(log.judgements["query"].astype(str)) if log.judgements is not None else None
     imp = log.impressions.assign(query=log.impressions["query"].astype(str))
     _, train, _ = training_window(imp, judged, described["split"], folds, fold, seed, source)

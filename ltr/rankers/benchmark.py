@@ -17,9 +17,8 @@ and scored. The table (markdown + CSV + a PNG bar chart) has, per ranker:
 * ``train_s``: fitting wall time; ``ms_per_100``: median wall time to score one list of
   100 candidates (20 repeats, after a warm-up).
 
-Config keys: ``data`` (:class:`~ltr.training.datamodule.LtrDataModule` arguments),
-``models`` (list of ``{name, params}``; names from :data:`ltr.rankers.base.RANKERS`),
-``out`` (output folder), ``save_models`` (write each fitted ranker to ``out/models``).
+Config keys: the schema :class:`BenchmarkRun` (``data``, ``models``, ``out``,
+``save_models``; every key checked before any work, docs/configuration.md).
 
 The whole output set (``models/``, ``results.csv``, ``results.md``, ``results.png``) is
 built in a temporary folder beside ``out`` and renamed into place at the end
@@ -31,19 +30,51 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator, Field
 
-from ltr.errors import ConfigError
+from ltr.checks import FieldProblem
+from ltr.config_schema import Bool, PathStr, Section, Str
 from ltr.evaluation.engine import describe_missing, evaluate_lists
 from ltr.io import atomic_dir, fault_point, write_table, write_text
 from ltr.markdown import markdown_table
 from ltr.rankers.base import make_ranker
 from ltr.training.lists import ListData
+from ltr.training.sections import check_data
 
-TOP_KEYS = {"data", "models", "out", "save_models"}
+
+def _some(models: list[Any]) -> list[Any]:
+    if not models:
+        raise FieldProblem(None, "list at least one ranker")
+    return models
+
+
+class ModelEntry(Section):
+    """One ranker of ``models``."""
+
+    name: Str = Field(description="a ranker kind (`ltr.rankers.base.RANKERS`)")
+    label: Str | None = Field(None, description="its name in the table and in "
+                              "`out/models` (default: `name`)")
+    params: dict[Str, Any] | None = Field(None, description="its parameters (the ranker "
+                                          "`params` sections below)")
+
+
+class BenchmarkRun(Section):
+    """The whole ``ltr benchmark`` config."""
+
+    data: Annotated[dict[Str, Any] | None, AfterValidator(check_data)] = Field(
+        None, description="the data module's arguments (the `data` section above)")
+    models: Annotated[list[ModelEntry], AfterValidator(_some)] = Field(
+        description="the rankers to fit and compare, `{name, label, params}` each")
+    out: PathStr = Field("runs/benchmark", description="output folder: models/, "
+                         "results.csv, results.md, results.png")
+    save_models: Bool = Field(True, description="write each fitted ranker to `out/models`")
+
+
+TOP_KEYS = set(BenchmarkRun.model_fields)
 # what a benchmark writes in ``out``: a folder holding only these is an earlier one's
 BENCHMARK_FILES = ("models", "results.csv", "results.md", "results.png")
 TASK_LABELS = {"click": "click", "add_to_cart": "add_to_cart", "purchase": "purchase"}
@@ -85,19 +116,15 @@ def human_scores(scores: np.ndarray, pools: ListData, prefix: str = "") -> dict[
 def run_benchmark(config: dict[str, Any]) -> pd.DataFrame:
     """Fit, time, save and score every configured ranker; write the set to ``out`` whole
     or not at all; return the table."""
-    unknown = sorted(set(config) - TOP_KEYS)
-    if unknown:
-        raise ConfigError(unknown[0], f"unknown key; known: {sorted(TOP_KEYS)}")
-    models = config.get("models") or []
-    if not models:
-        raise ConfigError("models", "list at least one ranker")
+    from ltr.config_schema import validate
+
+    run = validate(BenchmarkRun, config)  # every key, the data section included
     rankers = []
-    for i, spec in enumerate(models):  # build every ranker first: bad configs fail early
-        if not isinstance(spec, dict) or "name" not in spec:
-            raise ConfigError(f"models[{i}]", "needs a 'name'")
-        rankers.append((spec.get("label", spec["name"]),
-                        make_ranker(spec["name"], spec.get("params"), f"models[{i}].name")))
-    out = Path(config.get("out", "runs/benchmark"))
+    for i, spec in enumerate(run.models):  # build every ranker first: bad configs fail early
+        rankers.append((spec.label or spec.name,
+                        make_ranker(spec.name, spec.params, f"models[{i}].name")))
+    config = {**config, "out": run.out, "save_models": run.save_models}  # defaults filled
+    out = Path(run.out)
     with atomic_dir(out, owner="benchmark", main_files=BENCHMARK_FILES) as tmp:
         table = _run(rankers, config, tmp)
     return table
@@ -115,7 +142,7 @@ def _run(rankers: list[tuple[str, Any]], config: dict[str, Any], out: Path) -> p
         t0 = time.perf_counter()
         ranker.fit(data)
         row: dict[str, Any] = {"model": label, "train_s": time.perf_counter() - t0}
-        if config.get("save_models", True):
+        if config["save_models"]:
             ranker.save(out / "models" / label)
             fault_point("between-files", "benchmark")
         row.update(evaluate_scores(ranker.score(data.test, data), data.test))

@@ -15,10 +15,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ltr.labels.cli import load_run_config
-    from ltr.rankers.benchmark import TOP_KEYS, run_benchmark
+    from ltr.rankers.benchmark import BenchmarkRun, run_benchmark
 
     torch.set_num_threads(1)
-    raw = load_run_config(args.config, args.set, top_keys=TOP_KEYS, required=("models",))
+    raw = load_run_config(args.config, args.set, BenchmarkRun)
     table = run_benchmark(raw)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0

@@ -19,13 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ltr.checks import check_ranges
 from ltr.errors import ConfigError, DataValidationError
 from ltr.io import atomic_path, read_json, write_json
 from ltr.rankers.base import Capabilities, Ranker
 from ltr.training.lists import ListDataset
 from ltr.training.module import LtrModule
-from ltr.training.trainer import TRAINING_RANGES
 
 EVAL_BATCH = 256  # lists per forward pass when scoring
 TUNED_DIR = "tuned_encoder"
@@ -44,7 +42,10 @@ class MMoERanker(Ranker):
     backbone = "mmoe"
 
     def __init__(self, **params: Any) -> None:
-        check_ranges(params, {**TRAINING_RANGES, **LtrModule.RANGES}, "model.params")
+        from ltr.config_schema import validate
+        from ltr.training.sections import ranker_schema
+
+        validate(ranker_schema(), params, "model.params")  # the model section + loop keys
         params = {**TRAINER_KEYS, "use_text": self.use_text_default,
                   "backbone": self.backbone, **params}
         super().__init__(**params)

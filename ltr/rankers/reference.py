@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ltr.checks import Range, check_ranges
 from ltr.errors import ConfigError, DataValidationError
 from ltr.io import read_json, write_json
 from ltr.rankers.base import Capabilities, NotFittedError, Ranker, pair_cosine
@@ -32,6 +33,7 @@ class BM25Ranker(Ranker):
 
     kind = "bm25"
     capabilities = Capabilities(text="texts", trained=False)
+    RANGES = {"k1": Range(ge=0), "b": Range(ge=0, le=1)}  # ltr.checks
 
     def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
         """
@@ -39,9 +41,7 @@ class BM25Ranker(Ranker):
             k1: term-frequency saturation (>= 0).
             b: length normalisation, 0..1.
         """
-        if k1 < 0 or not 0 <= b <= 1:
-            raise ConfigError("model.params", f"BM25 needs k1 >= 0 and 0 <= b <= 1, got "
-                              f"k1={k1}, b={b}")
+        check_ranges({"k1": k1, "b": b}, self.RANGES, "model.params")
         super().__init__(k1=k1, b=b)
         self.index_: BM25 | None = None
 
@@ -153,6 +153,7 @@ class HybridRanker(Ranker):
 
     kind = "hybrid"
     capabilities = Capabilities(text="embeddings", trained=False)
+    RANGES = {"lexical_weight": Range(ge=0, optional=True)}  # ltr.checks
 
     def __init__(self, lexical_weight: float | None = None) -> None:
         """
@@ -160,6 +161,7 @@ class HybridRanker(Ranker):
             lexical_weight: weight of the query-term coverage added to the cosine; None:
                 the data's calibrated weight (``data.lexical_weight``).
         """
+        check_ranges({"lexical_weight": lexical_weight}, self.RANGES, "model.params")
         super().__init__(lexical_weight=lexical_weight)
         self.weight_ = 0.0
 

@@ -66,12 +66,15 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import xgboost as xgb
+from pydantic import Field
 
-from ltr.errors import ConfigError, DataValidationError, check_known_keys
+from ltr.checks import Range
+from ltr.config_schema import Bool, Section, validate
+from ltr.errors import DataValidationError
 from ltr.io import atomic_path
 from ltr.rankers.base import Capabilities, Ranker, ranker_inputs, ranking_target
 
@@ -112,44 +115,37 @@ class ListRowBatches(xgb.DataIter):
         self._it = None
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+AtLeastOne = Annotated[int, Range(ge=1, integer=True)]
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and \
-        not isinstance(v, (bool, np.bool_))
+class XGBoostParams(Section):
+    """The ``params`` of the ``xgboost`` ranker (its schema: every key, type, range,
+    default; unknown keys refused naming ``model.params.<key>``)."""
 
-
-def _check_params(p: dict[str, Any]) -> None:
-    """Raise :class:`ConfigError` naming ``model.params.<key>`` for a bad value."""
-
-    def bad(key: str, want: str) -> ConfigError:
-        return ConfigError(f"model.params.{key}", f"must be {want}, got {p[key]!r}")
-
-    for key in ("n_estimators", "max_depth", "n_jobs"):
-        if not _is_int(p[key]) or p[key] < 1:
-            raise bad(key, "an integer >= 1")
-    if not _is_int(p["seed"]):
-        raise bad("seed", "an integer")
-    for key in ("early_stopping_rounds", "lambdarank_num_pair_per_sample"):
-        if p[key] is not None and (not _is_int(p[key]) or p[key] < 1):
-            raise bad(key, "null or an integer >= 1")
-    if not _is_number(p["learning_rate"]) or not p["learning_rate"] > 0:
-        raise bad("learning_rate", "a number > 0")
-    for key in ("subsample", "colsample_bytree"):
-        if not _is_number(p[key]) or not 0 < p[key] <= 1:
-            raise bad(key, "a number in (0, 1]")
-    for key in ("min_child_weight", "reg_lambda"):
-        if not _is_number(p[key]) or not p[key] >= 0:
-            raise bad(key, "a number >= 0")
-    for key in ("use_text", "unbiased"):
-        if not isinstance(p[key], (bool, np.bool_)):
-            raise bad(key, "true or false")
-    if p["objective"] not in OBJECTIVES:
-        raise bad("objective", f"one of {list(OBJECTIVES)}")
-    if p["lambdarank_pair_method"] not in PAIR_METHODS:
-        raise bad("lambdarank_pair_method", f"one of {list(PAIR_METHODS)}")
+    n_estimators: AtLeastOne = Field(500, description="boosting rounds at most")
+    max_depth: AtLeastOne = Field(6, description="tree depth")
+    learning_rate: Annotated[float, Range(gt=0)] = Field(0.05, description="shrinkage")
+    subsample: Annotated[float, Range(gt=0, le=1)] = Field(0.8, description="rows per tree")
+    colsample_bytree: Annotated[float, Range(gt=0, le=1)] = Field(
+        0.8, description="features per tree")
+    min_child_weight: Annotated[float, Range(ge=0)] = Field(
+        1.0, description="XGBoost's min_child_weight")
+    reg_lambda: Annotated[float, Range(ge=0)] = Field(
+        1.0, description="L2 penalty on leaf weights")
+    early_stopping_rounds: Annotated[int | None, Range(ge=1, integer=True, optional=True)] = \
+        Field(50, description="rounds without a better validation NDCG@10 (null: no early "
+              "stopping, every round kept)")
+    use_text: Bool = Field(True, description="append the query-product cosine as a feature")
+    seed: Annotated[int, Range(integer=True)] = Field(0, description="XGBoost's seed")
+    n_jobs: AtLeastOne = Field(2, description="threads")
+    objective: Literal[OBJECTIVES] = Field(
+        "rank:ndcg", description="rank:ndcg, rank:pairwise or rank:map")
+    lambdarank_pair_method: Literal[PAIR_METHODS] = Field("topk", description="topk or mean")
+    lambdarank_num_pair_per_sample: Annotated[
+        int | None, Range(ge=1, integer=True, optional=True)] = Field(
+        None, description="pairs per document (null: XGBoost's default)")
+    unbiased: Bool = Field(False, description="XGBoost's unbiased LambdaMART (position "
+                           "debiasing)")
 
 
 class XGBoostRanker(Ranker):
@@ -173,29 +169,12 @@ class XGBoostRanker(Ranker):
 
     kind = "xgboost"
     capabilities = Capabilities(text="optional", prunable="xgboost", streams=True)
-    DEFAULTS: dict[str, Any] = {
-        "n_estimators": 500,  # boosting rounds at most
-        "max_depth": 6,  # tree depth
-        "learning_rate": 0.05,  # shrinkage
-        "subsample": 0.8,  # rows per tree
-        "colsample_bytree": 0.8,  # features per tree
-        "min_child_weight": 1.0,  # XGBoost's min_child_weight
-        "reg_lambda": 1.0,  # L2 penalty on leaf weights
-        "early_stopping_rounds": 50,  # rounds without a better validation NDCG@10
-        "use_text": True,  # append the query-product cosine as a feature
-        "seed": 0,  # XGBoost's seed
-        "n_jobs": 2,  # threads
-        "objective": "rank:ndcg",  # rank:ndcg, rank:pairwise or rank:map
-        "lambdarank_pair_method": "topk",  # topk or mean
-        "lambdarank_num_pair_per_sample": None,  # pairs per document (XGBoost default)
-        "unbiased": False,  # XGBoost's unbiased LambdaMART (position debiasing)
-    }
+    PARAMS = XGBoostParams  # the schema of the parameters
+    DEFAULTS: dict[str, Any] = {k: f.default for k, f in XGBoostParams.model_fields.items()}
 
     def __init__(self, **params: Any) -> None:
-        check_known_keys(params, self.DEFAULTS, "model.params", f"parameter for '{self.kind}'")
-        merged = {**self.DEFAULTS, **params}
-        _check_params(merged)
-        super().__init__(**merged)
+        checked = validate(XGBoostParams, params, "model.params")
+        super().__init__(**{**self.DEFAULTS, **{k: getattr(checked, k) for k in params}})
         self.booster_: xgb.Booster | None = None
         self.best_iteration_: int = -1
         self.best_score_ = float("nan")

@@ -13,97 +13,91 @@ The generative model (see :mod:`ltr.simulate.simulator` for the full statement):
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from ltr.errors import ConfigError, check_known_keys
+from pydantic import Field
+
+from ltr.checks import FieldProblem, Range
+from ltr.config_schema import Number, Str, section
+
+Positive = Annotated[int, Range(ge=1, integer=True)]
+Share = Annotated[float, Range(ge=0, le=1)]
+NonNegative = Annotated[float, Range(ge=0)]
 
 
-@dataclass
+@section("simulate")
 class SimulationConfig:
-    """All knobs of :func:`ltr.simulate.simulate`. Defaults give a shop-like log."""
+    """All knobs of :func:`ltr.simulate.simulate`. Defaults give a shop-like log. The
+    fields are the schema of ``ltr simulate``'s ``--config`` / ``--set`` keys."""
 
-    seed: int = 0  # seeds every random draw
-    n_sessions: int = 10_000  # searches in the log
-    list_size: int = 20  # products shown per search (top-K of the logging policy)
-    n_customers: int = 2_000  # customers (customers.parquet)
-    days: int = 28  # days the sessions spread over
-    start_date: str = "2026-01-01"  # first day of the log
-    # query popularity: P(query of popularity rank j) ~ j ** -query_zipf
-    query_zipf: float = 1.0
-    # share of sessions whose query is drawn from the customer's favourite top category
-    category_query_share: float = 0.5
+    seed: Annotated[int, Range(integer=True)] = Field(0, description="seeds every random draw")
+    n_sessions: Positive = Field(10_000, description="searches in the log")
+    list_size: Positive = Field(20, description="products shown per search (top-K of the "
+                                "logging policy)")
+    n_customers: Positive = Field(2_000, description="customers (customers.parquet)")
+    days: Positive = Field(28, description="days the sessions spread over")
+    start_date: Str = Field("2026-01-01", description="first day of the log")
+    query_zipf: NonNegative = Field(
+        1.0, description="query popularity: P(query of popularity rank j) ~ j ** -query_zipf")
+    category_query_share: Share = Field(
+        0.5, description="share of sessions whose query is drawn from the customer's "
+        "favourite top category")
 
     # examination curve (position-based model)
-    exam_top: float = 1.0
-    exam_eta: float = 1.0
-    examination: list[float] | None = None  # explicit curve; overrides exam_top/exam_eta
+    exam_top: Annotated[float, Range(gt=0, le=1)] = Field(
+        1.0, description="examination: P(examine | position k) = exam_top * k ** -exam_eta")
+    exam_eta: NonNegative = Field(1.0, description="decay of the examination curve")
+    examination: list[Annotated[float, Range(ge=0, le=1)]] | None = Field(
+        None, description="explicit curve (at least list_size probabilities); overrides "
+        "exam_top/exam_eta")
 
-    # logging policy: score = policy_relevance * r + policy_popularity * z_reviews + noise
-    policy_relevance: float = 2.0
-    policy_popularity: float = 0.5
-    policy_noise: float = 1.0  # scale of Gumbel noise; 0 = deterministic ranker
+    policy_relevance: Number = Field(
+        2.0, description="logging policy: score = policy_relevance * r + policy_popularity "
+        "* z_reviews + noise")
+    policy_popularity: Number = Field(0.5, description="see policy_relevance")
+    policy_noise: NonNegative = Field(
+        1.0, description="scale of the policy's Gumbel noise; 0 = deterministic ranker")
 
-    # attractiveness (click given examination), logits
-    click_base: float = -2.5
-    click_relevance: float = 3.5
-    price_effect: float = 0.8
-    brand_effect: float = 1.0
-    category_effect: float = 0.5
-    rating_effect: float = 0.3
-    # add-to-cart given click, purchase given add-to-cart, logits
-    cart_base: float = -2.3
-    cart_relevance: float = 1.5
-    cart_price_effect: float = 0.8
-    cart_brand_effect: float = 0.5
-    purchase_base: float = -0.5
-    purchase_relevance: float = 0.5
-    purchase_price_effect: float = 1.0
+    click_base: Number = Field(-2.5, description="attractiveness (click given "
+                               "examination) logit: intercept")
+    click_relevance: Number = Field(3.5, description="... per unit of relevance")
+    price_effect: Number = Field(0.8, description="... price sensitivity x cheaper price")
+    brand_effect: Number = Field(1.0, description="... favourite brand")
+    category_effect: Number = Field(0.5, description="... favourite top category")
+    rating_effect: Number = Field(0.3, description="... standardised rating")
+    cart_base: Number = Field(-2.3, description="add-to-cart given click logit: intercept")
+    cart_relevance: Number = Field(1.5, description="... per unit of relevance")
+    cart_price_effect: Number = Field(0.8, description="... price term")
+    cart_brand_effect: Number = Field(0.5, description="... favourite brand")
+    purchase_base: Number = Field(-0.5, description="purchase given add-to-cart logit: "
+                                  "intercept")
+    purchase_relevance: Number = Field(0.5, description="... per unit of relevance")
+    purchase_price_effect: Number = Field(1.0, description="... price term")
 
-    # observation noise of customer attributes written to customers.parquet
-    observed_sensitivity_noise: float = 0.1
-    observed_brand_accuracy: float = 0.8
-    n_brands_preferred: int = 1
+    observed_sensitivity_noise: NonNegative = Field(
+        0.1, description="noise on the price sensitivity written to customers.parquet")
+    observed_brand_accuracy: Share = Field(
+        0.8, description="share of customers whose recorded preferred brand is the true "
+        "favourite")
+    n_brands_preferred: Positive = Field(1, description="favourite brands per customer")
 
-    # synthetic relevance (used only when no judgements are given)
-    synthetic_queries: int = 100
-    synthetic_pool: int = 120  # candidates per synthetic query
+    synthetic_queries: Positive = Field(
+        100, description="synthetic relevance (used only without judgements): queries")
+    synthetic_pool: Positive = Field(120, description="candidates per synthetic query")
 
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form, recorded with the log
+    extra: dict[str, Any] = Field(default_factory=dict,
+                                  description="free-form, recorded with the log")
 
     def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        positive_ints = ("n_sessions", "list_size", "n_customers", "days",
-                         "synthetic_queries", "synthetic_pool", "n_brands_preferred")
-        for key in positive_ints:
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"simulate.{key}", f"must be a positive integer, got {value!r}")
-        for key in ("category_query_share", "observed_brand_accuracy"):
-            value = getattr(self, key)
-            if not 0.0 <= float(value) <= 1.0:
-                raise ConfigError(f"simulate.{key}", f"must be in [0, 1], got {value!r}")
-        if not 0.0 < self.exam_top <= 1.0:
-            raise ConfigError("simulate.exam_top", f"must be in (0, 1], got {self.exam_top!r}")
-        if self.exam_eta < 0:
-            raise ConfigError("simulate.exam_eta", f"must be >= 0, got {self.exam_eta!r}")
-        for key in ("policy_noise", "observed_sensitivity_noise", "query_zipf"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"simulate.{key}", f"must be >= 0, got {getattr(self, key)!r}")
-        if self.examination is not None:
-            curve = list(self.examination)
-            if len(curve) < self.list_size:
-                raise ConfigError("simulate.examination",
-                                  f"needs {self.list_size} values (list_size), got {len(curve)}")
-            if any(not 0.0 <= p <= 1.0 for p in curve):
-                raise ConfigError("simulate.examination", "probabilities must be in [0, 1]")
+        if self.examination is not None and len(self.examination) < self.list_size:
+            raise FieldProblem("examination", f"needs {self.list_size} values (list_size), "
+                               f"got {len(self.examination)}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SimulationConfig:
-        check_known_keys(values, {f.name for f in dataclasses.fields(cls)}, "simulate")
-        return cls(**values)
+        from ltr.config_schema import validate
+
+        return validate(cls, dict(values), "simulate")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

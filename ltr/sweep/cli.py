@@ -16,11 +16,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ltr.labels.cli import load_run_config
-    from ltr.sweep.study import TOP_KEYS, require_completed, run_sweep, trial_states
+    from ltr.sweep.study import SweepRun, require_completed, run_sweep, trial_states
 
     torch.set_num_threads(1)
-    raw = load_run_config(args.config, args.set, top_keys=TOP_KEYS,
-                          required=("model", "space"))
+    raw = load_run_config(args.config, args.set, SweepRun)
     study = run_sweep(raw)
     print(f"study '{study.study_name}': {len(study.trials)} trials {trial_states(study)}")
     require_completed(study)

@@ -6,16 +6,21 @@ A space maps a parameter name (dotted for nested keys, e.g. ``arch.n_cross``) to
 * ``{type: float, low, high, step: null, log: false}``
 * ``{type: categorical, choices: [...]}``
 
-Every problem raises :class:`~ltr.errors.ConfigError` naming the key
-(``space.max_depth.low``) before any trial runs.
+The schema of an entry is :class:`SpaceEntry`; every problem raises
+:class:`~ltr.errors.ConfigError` naming the key (``space.max_depth.low``) before any
+trial runs.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, ConfigDict, Field, PlainValidator
+
+from ltr.checks import FieldProblem, Range
+from ltr.config_schema import Bool, Number, Section, Str, validate
 from ltr.errors import ConfigError
 
 TYPES = ("int", "float", "categorical")
@@ -53,67 +58,76 @@ class Param:
         return int(self.low) if self.type == "int" else float(self.low)
 
 
-def _number(value: Any, key: str, integer: bool) -> float:
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if not ok or isinstance(value, bool):
-        raise ConfigError(key, f"must be {'an integer' if integer else 'a number'}, "
-                          f"got {value!r}")
-    return value
+def _choice(value: Any) -> Any:
+    """Optuna categorical choices must be None, bool, int, float or str."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise FieldProblem(None, f"categorical choice {value!r} must be null, a boolean, a "
+                       "number or a string (use several parameters for lists)")
+
+
+class SpaceEntry(Section):
+    """One entry of ``space``: a distribution (the keys its ``type`` takes, below)."""
+
+    model_config = ConfigDict(extra="allow")  # refused below, naming the type's keys
+
+    type: Literal[TYPES] = Field(description="`int`, `float` or `categorical`")
+    low: Number | None = Field(None, description="int/float: lowest value (> 0 with log)")
+    high: Number | None = Field(None, description="int/float: highest value")
+    step: Annotated[float, Range(gt=0)] | None = Field(
+        None, description="int/float: step between values (int default 1; not with log)")
+    log: Bool = Field(False, description="int/float: sample on a log scale")
+    choices: list[Annotated[Any, PlainValidator(_choice)]] | None = Field(
+        None, description="categorical: the values (null, booleans, numbers, strings)")
+
+    def model_post_init(self, context: Any) -> None:
+        given = self.model_fields_set | set(self.model_extra or {})
+        unknown = sorted(given - KEYS[self.type])
+        if unknown:
+            raise FieldProblem(unknown[0], f"unknown key for a {self.type} parameter; "
+                               f"known: {sorted(KEYS[self.type])}")
+        if self.type == "categorical":
+            if not self.choices:
+                raise FieldProblem("choices", "must be a non-empty list")
+            return
+        for bound in ("low", "high", "step"):
+            value = getattr(self, bound)
+            if self.type == "int" and value is not None and not isinstance(value, int):
+                raise FieldProblem(bound, f"must be an integer, got {value!r}")
+        for bound in ("low", "high"):
+            if getattr(self, bound) is None:
+                raise FieldProblem(bound, "is required")
+        if self.low > self.high:
+            raise FieldProblem("low", f"{self.low!r} is above high {self.high!r}")
+        if self.log and self.low <= 0:
+            raise FieldProblem("low", f"must be > 0 with log: true, got {self.low!r}")
+        if self.log and self.step is not None:
+            raise FieldProblem("step", "cannot be combined with log: true")
+
+    def param(self, name: str) -> Param:
+        if self.type == "categorical":
+            return Param(name, self.type, choices=tuple(self.choices or ()))
+        return Param(name, self.type, self.low, self.high, self.step, self.log)
+
+
+def _some(space: dict[str, Any]) -> dict[str, Any]:
+    if not space:
+        raise FieldProblem(None, "must map at least one parameter to a distribution")
+    return space
+
+
+Space = Annotated[dict[Str, SpaceEntry], AfterValidator(_some)]
 
 
 def parse_param(name: str, spec: Any) -> Param:
     """One entry of ``space`` as a :class:`Param` (ConfigError naming ``space.<name>...``)."""
-    key = f"space.{name}"
-    if not isinstance(spec, dict):
-        raise ConfigError(key, f"must be a mapping with a 'type', got {spec!r}")
-    kind = spec.get("type")
-    if kind not in TYPES:
-        raise ConfigError(f"{key}.type", f"must be one of {list(TYPES)}, got {kind!r}")
-    unknown = sorted(set(spec) - KEYS[kind])
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key for a {kind} parameter; "
-                          f"known: {sorted(KEYS[kind])}")
-    if kind == "categorical":
-        choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise ConfigError(f"{key}.choices", "must be a non-empty list")
-        return Param(name, kind, choices=tuple(_hashable(c) for c in choices))
-    integer = kind == "int"
-    for bound in ("low", "high"):
-        if bound not in spec:
-            raise ConfigError(f"{key}.{bound}", "is required")
-    low = _number(spec["low"], f"{key}.low", integer)
-    high = _number(spec["high"], f"{key}.high", integer)
-    if low > high:
-        raise ConfigError(f"{key}.low", f"{low!r} is above high {high!r}")
-    log = spec.get("log", False)
-    if not isinstance(log, bool):
-        raise ConfigError(f"{key}.log", f"must be true or false, got {log!r}")
-    if log and low <= 0:
-        raise ConfigError(f"{key}.low", f"must be > 0 with log: true, got {low!r}")
-    step = spec.get("step")
-    if step is not None:
-        step = _number(step, f"{key}.step", integer)
-        if step <= 0:
-            raise ConfigError(f"{key}.step", f"must be > 0, got {step!r}")
-        if log:
-            raise ConfigError(f"{key}.step", "cannot be combined with log: true")
-    return Param(name, kind, low, high, step, log)
-
-
-def _hashable(value: Any) -> Any:
-    """Optuna categorical choices must be None, bool, int, float or str."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise ConfigError("space", f"categorical choice {value!r} must be null, a boolean, a "
-                      "number or a string (use several parameters for lists)")
+    return validate(SpaceEntry, spec, f"space.{name}").param(name)
 
 
 def parse_space(space: Any) -> list[Param]:
     """The whole ``space`` mapping, in config order."""
-    if not isinstance(space, dict) or not space:
-        raise ConfigError("space", "must map at least one parameter to a distribution")
-    return [parse_param(str(name), spec) for name, spec in space.items()]
+    checked = validate(Space, space, "space")
+    return [entry.param(str(name)) for name, entry in checked.items()]
 
 
 def nest(flat: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,7 @@
 """Run or resume an Optuna study over one ranker, and export the best trial.
 
-Config keys: ``data`` (:class:`~ltr.training.datamodule.LtrDataModule` arguments),
-``model`` (a ranker name), ``fixed`` (its fixed parameters), ``space`` (parameter ->
-distribution, docs/sweeps.md), ``study`` (the study settings below), ``out`` (output
-folder: study.db, and export/ with best.yaml, trials.csv, plots).
+Config keys: the schema :class:`SweepRun` (``data``, ``model``, ``fixed``, ``space``,
+``study``, ``out``; every key checked before any trial, docs/configuration.md).
 
 * The data is prepared once per process (:class:`~ltr.training.datamodule.LtrDataModule`,
   cached by its arguments); every trial fits ``make_ranker(model, fixed ∪ sampled)`` on it
@@ -35,28 +33,87 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import AfterValidator, Field
 
+from ltr.checks import FieldProblem, Range
+from ltr.config_schema import PathStr, Section, Str
 from ltr.errors import ConfigError
-from ltr.sweep.space import Param, check_space, known_params, merge, nest, parse_space
+from ltr.sweep.space import Param, Space, check_space, known_params, merge, nest
+from ltr.training.sections import check_data
 
-TOP_KEYS = {"data", "model", "fixed", "space", "study", "out"}
-STUDY_DEFAULTS: dict[str, Any] = {
-    "name": None,  # study name (default: <model>-sweep)
-    "storage": None,  # SQLAlchemy URL (default sqlite:///<out>/study.db)
-    "direction": "maximize",  # maximize or minimize the metric
-    "n_trials": 20,  # the study's total trials, over every worker and resume
-    "timeout": None,  # seconds this worker runs at most
-    "metric": "ndcg@10",  # validation metric: ndcg@k, engagement_ndcg@5|10, mrr@10_/auc_<task>
-    "seed": 0,  # sampler seed; trial seed = seed + trial number
-    "pruner": "median",  # median, hyperband or none
-    "heartbeat": 10,  # seconds between a running trial's heartbeats
-}
 PRUNERS = ("median", "hyperband", "none")
 METRIC = re.compile(r"^(ndcg@\d+|engagement_ndcg@(5|10)|"
                     r"(mrr@10_|auc_)(click|add_to_cart|purchase))$")
+
+
+def _metric(name: str) -> str:
+    if not METRIC.match(name):
+        raise FieldProblem(None, f"unknown metric {name!r}; use ndcg@<k>, "
+                           "engagement_ndcg@5/10, mrr@10_<task> or auc_<task>")
+    return name
+
+
+def _url(url: str | None) -> str | None:
+    if url is not None and "://" not in url:
+        raise FieldProblem(None, f"must be an SQLAlchemy URL, got {url!r}")
+    return url
+
+
+class Study(Section):
+    """The ``study`` section of ``ltr sweep``."""
+
+    name: Str | None = Field(None, description="study name (default: `<model>-sweep`)")
+    storage: Annotated[Str | None, AfterValidator(_url)] = Field(
+        None, description="SQLAlchemy URL (default `sqlite:///<out>/study.db`)")
+    direction: Literal["maximize", "minimize"] = Field(
+        "maximize", description="maximize or minimize the metric")
+    n_trials: Annotated[int, Range(ge=1, integer=True)] = Field(
+        20, description="the study's total trials, over every worker and resume")
+    timeout: Annotated[float | None, Range(gt=0, optional=True)] = Field(
+        None, description="seconds this worker runs at most")
+    metric: Annotated[Str, AfterValidator(_metric)] = Field(
+        "ndcg@10", description="validation metric: ndcg@k, engagement_ndcg@5|10, "
+        "mrr@10_/auc_<task>")
+    seed: Annotated[int, Range(integer=True)] = Field(
+        0, description="sampler seed; trial seed = seed + trial number")
+    pruner: Literal[PRUNERS] = Field("median", description="median, hyperband or none")
+    heartbeat: Annotated[float, Range(gt=0)] = Field(
+        10, description="seconds between a running trial's heartbeats")
+
+
+STUDY_DEFAULTS: dict[str, Any] = {k: f.default for k, f in Study.model_fields.items()}
+
+
+def _fixed_or_searched(run: Any) -> Any:
+    for name in run.space:
+        if name in (run.fixed or {}):
+            raise FieldProblem(f"space.{name}", "is also set under 'fixed'")
+    return run
+
+
+class SweepRun(Section):
+    """The whole ``ltr sweep`` config."""
+
+    data: Annotated[dict[Str, Any] | None, AfterValidator(check_data)] = Field(
+        None, description="the data module's arguments (the `data` section above)")
+    model: Str = Field(description="the ranker kind searched (`ltr.rankers.base.RANKERS`)")
+    fixed: dict[Str, Any] | None = Field(None, description="its fixed `params`")
+    space: Space = Field(description="parameter (dotted for nested keys) -> distribution: "
+                         "`{type: int|float, low, high, step, log}` or `{type: "
+                         "categorical, choices}` (docs/sweeps.md)")
+    study: Study | None = Field(None, description="the study settings (`study.*` below)")
+    out: PathStr | None = Field(None, description="output folder: study.db, and export/ "
+                                "with best.yaml, trials.csv, plots (default "
+                                "`runs/sweeps/<model>`)")
+
+    def model_post_init(self, context: Any) -> None:
+        _fixed_or_searched(self)
+
+
+TOP_KEYS = set(SweepRun.model_fields)
 
 _PREPARED: dict[str, Any] = {}
 
@@ -75,61 +132,20 @@ class SweepConfig:
 
 
 def parse_config(raw: dict[str, Any]) -> SweepConfig:
-    """Check every key of a sweep config; nothing is fitted or prepared."""
-    unknown = sorted(set(raw) - TOP_KEYS)
-    if unknown:
-        raise ConfigError(unknown[0], f"unknown key; known: {sorted(TOP_KEYS)}")
-    model = raw.get("model")
-    if not isinstance(model, str):
-        raise ConfigError("model", f"must be a ranker name, got {model!r}")
-    fixed = raw.get("fixed") or {}
-    if not isinstance(fixed, dict):
-        raise ConfigError("fixed", "must be a mapping of ranker parameters")
-    data = raw.get("data") or {}
-    if not isinstance(data, dict):
-        raise ConfigError("data", "must be a mapping of LtrDataModule arguments")
-    params = parse_space(raw.get("space"))
-    for p in params:
-        if p.name in fixed:
-            raise ConfigError(f"space.{p.name}", "is also set under 'fixed'")
-    study = raw.get("study") or {}
-    if not isinstance(study, dict):
-        raise ConfigError("study", "must be a mapping")
-    bad = sorted(set(study) - set(STUDY_DEFAULTS))
-    if bad:
-        raise ConfigError(f"study.{bad[0]}", f"unknown key; known: {sorted(STUDY_DEFAULTS)}")
-    out = Path(raw.get("out") or f"runs/sweeps/{model}")
-    study = {**STUDY_DEFAULTS, **study}
+    """Check every key of a sweep config (:class:`SweepRun`); nothing is fitted or
+    prepared."""
+    from ltr.config_schema import validate
+
+    run = validate(SweepRun, raw)
+    model = run.model
+    fixed = dict(run.fixed or {})
+    params = [entry.param(str(name)) for name, entry in run.space.items()]
+    out = Path(run.out or f"runs/sweeps/{model}")
+    study = (run.study or Study()).model_dump()
     study["name"] = study["name"] or f"{model}-sweep"
     study["storage"] = study["storage"] or f"sqlite:///{out / 'study.db'}"
-    _check_study(study)
     check_space(model, fixed, params)
-    return SweepConfig(data, model, fixed, params, study, out, raw)
-
-
-def _check_study(s: dict[str, Any]) -> None:
-    if s["direction"] not in ("maximize", "minimize"):
-        raise ConfigError("study.direction", f"must be maximize or minimize, got "
-                          f"{s['direction']!r}")
-    n = s["n_trials"]
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ConfigError("study.n_trials", f"must be an integer >= 1, got {n!r}")
-    t = s["timeout"]
-    if t is not None and (not isinstance(t, (int, float)) or t <= 0):
-        raise ConfigError("study.timeout", f"must be null or seconds > 0, got {t!r}")
-    if not isinstance(s["seed"], int) or isinstance(s["seed"], bool):
-        raise ConfigError("study.seed", f"must be an integer, got {s['seed']!r}")
-    if s["pruner"] not in PRUNERS:
-        raise ConfigError("study.pruner", f"must be one of {list(PRUNERS)}, got "
-                          f"{s['pruner']!r}")
-    if not isinstance(s["metric"], str) or not METRIC.match(s["metric"]):
-        raise ConfigError("study.metric", f"unknown metric {s['metric']!r}; use ndcg@<k>, "
-                          "engagement_ndcg@5/10, mrr@10_<task> or auc_<task>")
-    h = s["heartbeat"]
-    if not isinstance(h, (int, float)) or isinstance(h, bool) or h <= 0:
-        raise ConfigError("study.heartbeat", f"must be seconds > 0, got {h!r}")
-    if not isinstance(s["storage"], str) or "://" not in s["storage"]:
-        raise ConfigError("study.storage", f"must be an SQLAlchemy URL, got {s['storage']!r}")
+    return SweepConfig(dict(run.data or {}), model, fixed, params, study, out, raw)
 
 
 # ---------------------------------------------------------------------- study

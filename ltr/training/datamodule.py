@@ -3,17 +3,24 @@ interface, with list sampling for training."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from torch.utils.data import DataLoader
 
-from ltr.checks import Range, check_ranges
+from ltr.checks import FieldProblem, Range
+from ltr.config_schema import Section, paths_or, signature_schema, unique_list, validate
 from ltr.errors import ConfigError
+from ltr.features.spec import TASK_COLUMNS, FeatureSpec
+from ltr.features.split import Split
 from ltr.io import write_table
+from ltr.labels.config import LabelConfig
+from ltr.text.config import TextSection
 from ltr.training.lists import OUTCOMES, ListData, ListDataset, OutcomeSampler
 from ltr.training.prepare import PreparedData, prepare
 from ltr.training.text_branch import FineTunedText, FrozenTextTables, QueryTunedText
@@ -41,6 +48,20 @@ def evidence_columns(pre: Any) -> dict[str, dict[str, Any]]:
 
 
 DEFAULT_RATES = {"none": 0.1, "click": 0.2, "cart": 0.2, "purchase": 0.2, "pool": 0.3}
+PREDICT_SPLITS = ("test", "valid", "pools", "known_pools")
+
+
+class Neighbours(Section):
+    """``data.neighbours``: label transfer from similar known queries."""
+
+    k: Annotated[int, Range(ge=0, integer=True)] = Field(
+        10, description="known queries whose labels a query borrows (0: off)")
+
+
+def _fold_within_folds(args: Any) -> Any:
+    if args.folds > 1 and args.fold >= args.folds:
+        raise FieldProblem("fold", f"must be < data.folds ({args.folds}), got {args.fold}")
+    return args
 
 
 class LtrDataModule(pl.LightningDataModule):
@@ -49,13 +70,16 @@ class LtrDataModule(pl.LightningDataModule):
     Args:
         data_dir: folder with products/customers/impressions (and judgements).
         tasks: the model's tasks (labels built for each).
-        features: :class:`ltr.features.FeatureSpec` keys; by default the spec of
-            :mod:`ltr.features.defaults`, restricted to the columns the data has.
+        features: the feature spec (:class:`ltr.features.FeatureSpec` keys); by default
+            the spec of :mod:`ltr.features.defaults`, restricted to the columns the data
+            has.
         labels: :class:`ltr.labels.LabelConfig` keys for the relevance task, or the path
             of a label folder ``ltr label`` wrote for this training window (``window``
             key; refused, naming both windows, if its fingerprint differs).
-        text: :class:`ltr.text.TextConfig` keys, or null for no text features.
-        split: ``history_days``, ``valid_days``, ``test_days``.
+        text: the text encoder (:class:`ltr.text.config.TextSection` keys: the model
+            section decides fine-tuning, towers and interactions), or null for no text
+            features.
+        split: the time windows (:class:`ltr.features.split.Split`).
         folds, fold: query-level k-fold hold-out (``folds`` 0 or 1: none).
         hard_negatives: unshown products of the same query added to each training list.
         sampling: ``uniform``, or ``diverse`` with ``sampling_rates``.
@@ -73,8 +97,8 @@ class LtrDataModule(pl.LightningDataModule):
         valid_query_share: share of training queries kept for validation (never trained
             on; their candidate pools are scored against their derived labels: the cold,
             new-query case).
-        neighbours: label transfer from similar known queries (``{"k": 10}``; ``k`` 0
-            turns it off), see :mod:`ltr.features.neighbours`.
+        neighbours: label transfer from similar known queries (``k`` neighbours per
+            query; 0 turns it off), see :mod:`ltr.features.neighbours`.
         stream_dir: stream training lists from Parquet written there (one row group in
             memory at a time; lists shuffled once, so ``sampling`` does not apply).
         seed: sampling and hard-negative seed.
@@ -89,6 +113,46 @@ class LtrDataModule(pl.LightningDataModule):
               "pool_lists": Range(ge=0, integer=True), "pool_list_size": Range(ge=1, integer=True),
               "history_dropout": Range(ge=0, le=1), "valid_query_share": Range(ge=0, lt=1),
               "seed": Range(integer=True)}
+    # narrower types than the signature's (choices, nested sections), for the schema
+    TYPES = {"tasks": unique_list(Literal[tuple(TASK_COLUMNS)], min_length=1, what="task")
+             | None,
+             "features": FeatureSpec | None, "labels": paths_or(LabelConfig),
+             "text": TextSection | None, "split": Split | None,
+             "sampling": Literal["uniform", "diverse"],
+             "sampling_rates": dict[Literal[OUTCOMES], Annotated[float, Range(ge=0)]] | None,
+             "predict_split": Literal[PREDICT_SPLITS], "neighbours": Neighbours | None}
+
+    # read only by the data loaders of ltr fit; the rankers of ltr benchmark / ltr sweep
+    # train on the prepared data with their own params (what to set there instead)
+    LOADER_KEYS = {"batch_size": "models[i].params.batch_size",
+                   "eval_batch_size": "nothing: rankers score in their own batches",
+                   "num_workers": "nothing: rankers read the prepared data in process",
+                   "sampling": "models[i].params.sampling (mmoe, ple)",
+                   "sampling_rates": "nothing: rankers sample with the default rates",
+                   "predict_split": "nothing: ltr predict reads it"}
+
+    @classmethod
+    @functools.cache
+    def schema(cls, loaders: bool = True) -> type[Section]:
+        """The ``data`` section's schema (:mod:`ltr.config_schema`): the signature with
+        ``RANGES`` and ``TYPES``, unknown keys refused, and ``fold < folds``. Without
+        ``loaders``: the section as ``ltr benchmark`` and ``ltr sweep`` read it, which
+        refuses :data:`LOADER_KEYS` (they would be ignored there)."""
+        skip = () if loaders else tuple(cls.LOADER_KEYS)
+        moved = {} if loaders else {
+            k: f"is not read by ltr benchmark / ltr sweep (only by ltr fit's loaders): set "
+               f"{v}" for k, v in cls.LOADER_KEYS.items()}
+        return signature_schema("DataSection" if loaders else "RankerDataSection",
+                                cls.__init__, ranges=cls.RANGES, types_=cls.TYPES, doc=cls,
+                                skip=skip, moved=moved,
+                                validators={"fold_within_folds": _fold_within_folds})
+
+    @classmethod
+    def check_args(cls, args: dict[str, Any], loaders: bool = True) -> None:
+        """Every check of the ``data`` section that needs no data (types, ranges,
+        choices, unknown keys of the nested sections); ``ltr fit`` runs it before
+        anything is prepared, ``ltr benchmark`` and ``ltr sweep`` without ``loaders``."""
+        validate(cls.schema(loaders), args, "data")
 
     def __init__(self, data_dir: str = "data_samples/wands", tasks: list[str] | None = None,
                  features: dict[str, Any] | None = None, labels: dict[str, Any] | str | None = None,
@@ -101,21 +165,10 @@ class LtrDataModule(pl.LightningDataModule):
                  history_dropout: float = 0.3, valid_query_share: float = 0.15,
                  stream_dir: str | None = None, neighbours: dict[str, Any] | None = None,
                  seed: int = 0) -> None:
-        check_ranges(locals(), self.RANGES, "data")
-        if folds > 1 and fold >= folds:
-            raise ConfigError("data.fold", f"must be < data.folds ({folds}), got {fold}")
+        args = dict(locals())
+        self.check_args({k: args[k] for k in self.schema().model_fields})
         super().__init__()
-        if sampling not in ("uniform", "diverse"):
-            raise ConfigError("data.sampling", f"must be 'uniform' or 'diverse', got {sampling!r}")
         rates = sampling_rates or DEFAULT_RATES
-        bad = set(rates) - set(OUTCOMES)
-        if bad:
-            raise ConfigError(f"data.sampling_rates.{sorted(bad)[0]}",
-                              f"unknown outcome; choose from {list(OUTCOMES)}")
-        if any(v < 0 for v in rates.values()):
-            raise ConfigError("data.sampling_rates", "rates must be >= 0")
-        if predict_split not in ("test", "valid", "pools", "known_pools"):
-            raise ConfigError("data.predict_split", "must be test, valid, pools or known_pools")
         self.save_hyperparameters()
         self.tasks = tasks or ["click", "add_to_cart", "purchase", "relevance"]
         self.rates = rates if sampling == "diverse" else None

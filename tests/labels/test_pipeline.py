@@ -96,7 +96,7 @@ def test_bad_inputs(log):
     ({"em_max_iter": "a"}, "labels.em_max_iter"),
     ({"prior_min_evidence": None}, "labels.prior_min_evidence"),
     ({"n_grades": 2.5}, "labels.n_grades"),
-    ({"grade_values": ["a"]}, "labels.grade_values"),
+    ({"grade_values": ["a"]}, "labels.grade_values[0]"),
 ])
 def test_label_config_wrong_types_name_the_key(values, key):
     from ltr.errors import ConfigError

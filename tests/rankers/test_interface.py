@@ -77,8 +77,9 @@ def test_bad_inputs(data, tmp_path):
         make_ranker("lightgbm")
     with pytest.raises(ConfigError, match="model.params.trainable_layers"):
         make_ranker("mmoe", {"trainable_layers": -1})  # refused at construction
-    with pytest.raises(ConfigError, match="model.lce_weight"):
-        make_ranker("mmoe", {"lce_weight": 1.0}).fit(data)  # LCE trains a tuned encoder
+    with pytest.raises(ConfigError, match="model.params.lce_weight"):
+        make_ranker("mmoe", {"lce_weight": 1.0})  # LCE trains a tuned encoder: refused at
+        # construction (the model section's schema), before any fitting
     ranker = make_ranker("cosine").fit(data)
     folder = ranker.save(tmp_path / "cos")
     manifest = json.loads((folder / "ranker.json").read_text())

@@ -146,6 +146,36 @@ CASES = [
     cli_case("cli-fit-folds-negative", "ltr fit with data.folds: -1",
              lambda c: ["fit", "--config", _fit_config(c, _set("data", "folds", -1))],
              ("data.folds",), before_s=15),
+    cli_case("cli-fit-text-trainable-layers", "ltr fit with data.text.trainable_layers "
+             "(model.trainable_layers decides: refused, not ignored)",
+             lambda c: ["fit", "--config", _fit_config(c, _set("data", "text", {
+                 "trainable_layers": 0}))], ("data.text.trainable_layers",
+                                             "model.trainable_layers"), before_s=15),
+    cli_case("cli-fit-text-shared-towers", "ltr fit with data.text.shared_towers",
+             lambda c: ["fit", "--config", _fit_config(c, _set("data", "text", {
+                 "shared_towers": False}))], ("data.text.shared_towers", "model.tuned_tower"),
+             before_s=15),
+    cli_case("cli-fit-labels-nested-key", "ltr fit with data.labels.n_grades: 1: refused "
+             "before the data are prepared",
+             lambda c: ["fit", "--config", _fit_config(c, _set("data", "labels", {
+                 "n_grades": 1}))], ("data.labels.n_grades",), before_s=15),
+    cli_case("cli-fit-distill-unknown-key", "ltr fit with model.distill.round (a typo)",
+             lambda c: ["fit", "--config", _fit_config(c, _set("model", "distill", {
+                 "round": 2}))], ("model.distill.round",), before_s=15),
+    cli_case("cli-label-text-interactions", "ltr label with text.interactions (ltr label "
+             "only encodes: refused, not ignored)",
+             lambda c: ["label", "--config", _yaml(c, "l.yaml", {
+                 "data": str(c["log"]), "out": str(c["tmp"] / "o"),
+                 "text": {"interactions": ["cosine"]}})], ("text.interactions",)),
+    cli_case("cli-benchmark-model-typo", "ltr benchmark with models[0].param (a typo of "
+             "params)", lambda c: ["benchmark", "--config", _yaml(c, "b.yaml", {
+                 "data": {"data_dir": str(c["log"])},
+                 "models": [{"name": "bm25", "param": {"k1": 1.0}}],
+                 "out": str(c["tmp"] / "b")})], ("models[0].param",), before_s=15),
+    cli_case("cli-simulate-unknown-key", "ltr simulate --set n_session=5 (a typo)",
+             lambda c: ["simulate", "--catalog", str(c["tmp"] / "cat.parquet"),
+                        "--set", "n_session=5", "--out", str(c["tmp"] / "sim")],
+             ("simulate.n_session",)),
     cli_case("cli-fit-zero-epochs", "ltr fit with trainer.max_epochs: 0",
              lambda c: ["fit", "--config", _fit_config(c, _set("trainer", "max_epochs", 0))],
              ("trainer.max_epochs",), expect="untrained"),

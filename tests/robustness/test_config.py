@@ -46,6 +46,15 @@ def module(**kw: Any) -> Callable[[dict[str, Any]], Any]:
     return make
 
 
+def model_section(**kw: Any) -> Callable[[dict[str, Any]], Any]:
+    """The ``model`` section's schema check (what ``ltr fit`` runs before preparing)."""
+    def make(ctx: dict[str, Any]) -> Any:
+        from ltr.training.sections import check_model
+
+        return check_model(kw)
+    return make
+
+
 def ranker(name: str, params: dict[str, Any] | None = None) -> Callable[[dict[str, Any]], Any]:
     def make(ctx: dict[str, Any]) -> Any:
         from ltr.rankers.base import make_ranker
@@ -127,6 +136,16 @@ CASES = [
                 prepared(split={"train": 0.9, "valid": 0.3, "test": 0.3}), ("split",)),
     config_case("data-trainable-layers", "data.text.trainable_layers (belongs to model)",
                 prepared(text={"trainable_layers": 2}), ("data.text.trainable_layers",)),
+    config_case("data-text-shared-towers", "data.text.shared_towers (the model decides: "
+                "refused at construction, not ignored)", dm(text={"shared_towers": True}),
+                ("data.text.shared_towers", "model.tuned_tower")),
+    config_case("data-text-interactions", "data.text.interactions (belongs to model)",
+                dm(text={"interactions": ["cosine"]}),
+                ("data.text.interactions", "model.interactions")),
+    config_case("data-split-negative", "data.split.test_days: -1", dm(split={"test_days": -1}),
+                ("data.split.test_days",)),
+    config_case("data-neighbours-unknown", "data.neighbours.n: 5 (k is the key)",
+                dm(neighbours={"n": 5}), ("data.neighbours.n",)),
     # model (ltr fit's model section; MMoE / PLE rankers)
     config_case("model-lr-negative", "model.lr: -0.1", module(lr=-0.1), ("model.lr", "-0.1")),
     config_case("model-lr-text", "model.lr: 'fast'", module(lr="fast"), ("model.lr",)),
@@ -147,6 +166,8 @@ CASES = [
                 ("model.backbone", "moe2")),
     config_case("model-lce-temperature-zero", "model.lce_temperature: 0",
                 module(lce_temperature=0.0), ("model.lce_temperature",)),
+    config_case("model-distill-alpha", "model.distill.alpha: 2",
+                model_section(distill={"alpha": 2}), ("model.distill.alpha",)),
     # rankers (ltr benchmark's models[i], ltr sweep's model/fixed)
     config_case("ranker-unknown-name", "models[0].name: 'lightgbm'", ranker("lightgbm"),
                 ("models[0].name", "lightgbm")),
@@ -164,6 +185,10 @@ CASES = [
                 ranker("mmoe", {"lr": -0.1}), ("models[0].params.lr",)),
     config_case("ranker-params-not-mapping", "params: [1, 2]", ranker("xgboost", [1, 2]),
                 ("params",)),
+    config_case("ranker-mmoe-unknown-param", "mmoe with params.n_expert (a typo)",
+                ranker("mmoe", {"n_expert": 2}), ("models[0].params.n_expert",)),
+    config_case("ranker-bm25-b-above-1", "bm25 b: 2", ranker("bm25", {"b": 2.0}),
+                ("models[0].params.b",)),
     # label rule
     config_case("labels-weight-text", "labels.behaviour_weight: 'high'",
                 labels(behaviour_weight="high"), ("labels.behaviour_weight",)),
@@ -194,12 +219,25 @@ CASES = [
                 ("space.depth",)),
     config_case("sweep-metric-unknown", "study.metric: 'precision'",
                 sweep(study={"metric": "precision"}), ("study.metric",)),
+    config_case("sweep-space-step-with-log", "space.lr with step and log: true",
+                sweep(space={"learning_rate": {"type": "float", "low": 0.01, "high": 0.1,
+                                               "log": True, "step": 0.01}}),
+                ("space.learning_rate.step",)),
+    config_case("sweep-fixed-and-searched", "max_depth both fixed and searched",
+                sweep(fixed={"max_depth": 3}), ("space.max_depth",)),
     config_case("sweep-direction-unknown", "study.direction: 'up'",
                 sweep(study={"direction": "up"}), ("study.direction",)),
     # benchmark
     config_case("benchmark-no-models", "models: []", benchmark(models=[]), ("models",)),
     config_case("benchmark-model-without-name", "models: [{params: {}}]",
                 benchmark(models=[{"params": {}}]), ("models[0]",)),
+    config_case("benchmark-data-bad-before-work", "data.folds: -1 in a benchmark config "
+                "(refused before any folder is made)",
+                benchmark(data={"folds": -1}, models=[{"name": "bm25"}]), ("data.folds",)),
+    config_case("benchmark-data-loader-key", "data.batch_size in a benchmark config (read "
+                "only by ltr fit's loaders: refused, not ignored)",
+                benchmark(data={"batch_size": 8}, models=[{"name": "bm25"}]),
+                ("data.batch_size", "models[i].params.batch_size")),
     config_case("benchmark-unknown-key", "a top-level key 'model'",
                 benchmark(model="xgboost", models=[{"name": "bm25"}]), ("model",)),
 ]
