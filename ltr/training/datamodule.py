@@ -19,6 +19,7 @@ from ltr.errors import ConfigError
 from ltr.features.spec import TASK_COLUMNS, FeatureSpec
 from ltr.features.split import Split
 from ltr.io import write_table
+from ltr.labels.cli import Spark
 from ltr.labels.config import LabelConfig
 from ltr.text.config import TextSection
 from ltr.training.lists import OUTCOMES, ListData, ListDataset, OutcomeSampler
@@ -120,7 +121,8 @@ class LtrDataModule(pl.LightningDataModule):
              "text": TextSection | None, "split": Split | None,
              "sampling": Literal["uniform", "diverse"],
              "sampling_rates": dict[Literal[OUTCOMES], Annotated[float, Range(ge=0)]] | None,
-             "predict_split": Literal[PREDICT_SPLITS], "neighbours": Neighbours | None}
+             "predict_split": Literal[PREDICT_SPLITS], "neighbours": Neighbours | None,
+             "spark": Spark | None}
 
     # read only by the data loaders of ltr fit; the rankers of ltr benchmark / ltr sweep
     # train on the prepared data with their own params (what to set there instead)
