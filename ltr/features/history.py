@@ -42,12 +42,14 @@ def _smoothed(x: np.ndarray, e: np.ndarray) -> np.ndarray:
 def history_features(history: pd.DataFrame, labels: LabelConfig | None = None,
                      similarity: Any = None, lexical: Any = None
                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(pair_features, product_features)`` from the history window of a log.
+    """``(pair_features, product_features)`` from the history window of a log: its rows,
+    or their (query, product, position) aggregates (:class:`ltr.labels.aggregate.LogAggregates`,
+    the same features).
 
     ``labels``, ``similarity`` and ``lexical`` (:func:`ltr.labels.derive_labels`'s
     arguments; no similarity: behaviour-only labels) define ``hist_pair_label``, as for the
     training labels."""
-    if len(history) == 0:
+    if isinstance(history, pd.DataFrame) and len(history) == 0:  # else rows or aggregates
         return (pd.DataFrame(columns=["query", "product_id", *PAIR_HISTORY_COLUMNS]),
                 pd.DataFrame(columns=["product_id", *PRODUCT_HISTORY_COLUMNS]))
     pairs, _, _ = pair_counts(history, LabelConfig(), source="history window")

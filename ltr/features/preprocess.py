@@ -3,8 +3,10 @@ inference.
 
 * numeric column ``x``: optional ``log1p`` (for counts and prices, negative values clipped
   to 0 first), then standardised :math:`(x - \mu) / \sigma` with :math:`\mu, \sigma` from
-  the training rows; missing values become 0 (the training mean) and, for columns that
-  had missing values in training, a 0/1 missing indicator column is appended.
+  the training rows (a column whose :math:`\sigma` is below :math:`10^{-6}\max(1, |\mu|)`
+  is constant up to float noise and only centred, :math:`\sigma := 1`); missing values
+  become 0 (the training mean) and, for columns that had missing values in training, a
+  0/1 missing indicator column is appended.
 * categorical column: vocabulary of training values seen at least ``min_category_count``
   times, indexed from 2; index 1 is *unknown* (a value not in the vocabulary, seen at
   inference), index 0 is *missing*. Unseen categories never raise at inference: they
@@ -36,6 +38,7 @@ from ltr.io import read_json, write_json
 MISSING, UNKNOWN = 0, 1
 FORMAT_VERSION = 1
 _BLOCK = 8192  # rows transformed at a time: temporaries stay small
+CONSTANT_SPREAD = 1e-6  # std below this (relative to max(1, |mean|)): a constant column
 
 
 @dataclass
@@ -260,7 +263,9 @@ class PreprocessorFit:
             n, mean, m2 = self.moments[col]
             pre.means[col] = float(mean) if n else 0.0
             std = float(np.sqrt(m2 / n)) if n else 0.0
-            pre.stds[col] = std if std > 1e-12 else 1.0
+            # a column constant up to float noise is only centred: dividing by a spread
+            # of 1e-8 would turn the rounding of float32 arithmetic into whole units
+            pre.stds[col] = std if std > CONSTANT_SPREAD * max(1.0, abs(mean)) else 1.0
             if self.missing[col]:
                 pre.indicators.append(col)
         for col in self.spec.categorical_inputs:

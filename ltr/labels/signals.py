@@ -82,14 +82,20 @@ def smooth_rate(successes: np.ndarray, trials: np.ndarray, prior: BetaPrior) -> 
 def prior_bins(expected_exams: np.ndarray, similarity: np.ndarray | None,
                exposure_bins: int, similarity_bins: int) -> np.ndarray:
     """Bin id per pair: quantile bin of expected examinations (among shown pairs; never
-    shown pairs join the lowest) crossed with the quantile bin of similarity."""
+    shown pairs join the lowest) crossed with the quantile bin of similarity.
+
+    Values are rounded to 9 decimals first: counts summed in another order (the same log
+    aggregated by another engine) differ in the last bits, and a quantile edge that falls
+    on a tied value would otherwise split the tie between two bins."""
     def qbins(values: np.ndarray, fit_on: np.ndarray, n: int) -> np.ndarray:
         if n <= 1 or len(fit_on) <= n:
             return np.zeros(len(values), dtype=np.int64)
         edges = np.unique(np.quantile(fit_on, np.linspace(0, 1, n + 1)[1:-1]))
         return np.digitize(values, edges)
 
-    e = expected_exams
+    e = np.round(np.asarray(expected_exams, dtype=float), 9)
+    if similarity is not None:
+        similarity = np.round(np.asarray(similarity, dtype=float), 9)
     bins = qbins(e, e[e > 0], exposure_bins)
     if similarity is not None:
         bins = bins * (similarity_bins + 1) + qbins(similarity, similarity, similarity_bins)

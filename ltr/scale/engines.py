@@ -63,6 +63,11 @@ class SqlEngine:
     def execute(self, sql: str) -> None:
         raise NotImplementedError
 
+    def materialize(self, name: str, sql: str) -> None:
+        """Compute ``sql`` once into the table ``name`` (spilled to disk past the memory
+        limit), for queries that read it many times."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -132,6 +137,9 @@ class DuckDBEngine(SqlEngine):
 
     def execute(self, sql: str) -> None:
         self.con.execute(sql)
+
+    def materialize(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {name} AS {sql}")
 
     def close(self) -> None:
         self.con.close()
@@ -209,6 +217,9 @@ class SparkEngine(SqlEngine):
 
     def execute(self, sql: str) -> None:
         self.spark.sql(sql)
+
+    def materialize(self, name: str, sql: str) -> None:
+        self.spark.sql(sql).cache().createOrReplaceTempView(name)
 
 
 def _quote(text: str) -> str:

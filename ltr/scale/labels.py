@@ -188,6 +188,23 @@ def scan_log(engine: SqlEngine, path: str, products: pd.DataFrame | None = None,
 WINDOW_VIEW = "impressions_window"
 
 
+def timestamp_windows(engine: SqlEngine, split: dict[str, Any], source: str) -> pd.DataFrame:
+    """``(ts, timestamp, window)`` per distinct raw timestamp of the checked log: parsed
+    by the pandas loader's parser (mixed formats, zones, epoch units) and cut into
+    windows by :func:`ltr.features.split.time_windows`, the code ``ltr fit`` cuts with."""
+    from ltr.data.validate import coerce_column
+    from ltr.features.split import time_windows
+
+    column = next(c for c in IMPRESSIONS.columns if c.name == "timestamp")
+    raw = engine.query("SELECT DISTINCT timestamp FROM impressions_raw")
+    where = f"{source} (its distinct timestamps)"
+    parsed = coerce_column(raw, column, where)
+    windows = time_windows(pd.DataFrame({"timestamp": parsed}), split["history_days"],
+                           split["valid_days"], split["test_days"], where)
+    return pd.DataFrame({"ts": raw["timestamp"].to_numpy(), "timestamp": parsed.to_numpy(),
+                         "window": windows.to_numpy().astype(object)})
+
+
 def window_view(engine: SqlEngine, window: dict[str, Any], judged_queries: set[str] | None,
                 source: str) -> tuple[str, int]:
     """Create the view of the training window of the checked log (the rows
@@ -198,21 +215,13 @@ def window_view(engine: SqlEngine, window: dict[str, Any], judged_queries: set[s
     fetched, parsed by the pandas loader's parser and cut by the pandas window code
     (:func:`ltr.features.split.time_windows`), and the window of each is joined back in
     SQL; held-out queries are drawn from the distinct queries the same way."""
-    from ltr.data.validate import coerce_column
-    from ltr.features.split import held_out_queries, time_windows
+    from ltr.features.split import held_out_queries
 
-    column = next(c for c in IMPRESSIONS.columns if c.name == "timestamp")
-    raw = engine.query("SELECT DISTINCT timestamp FROM impressions_raw")
-    where = f"{source} (its distinct timestamps)"
-    parsed = coerce_column(raw, column, where)
-    split = window["split"]
-    windows = time_windows(pd.DataFrame({"timestamp": parsed}), split["history_days"],
-                           split["valid_days"], split["test_days"], where)
+    stamps = timestamp_windows(engine, window["split"], source)
     folds, fold, seed = (int(window.get(k) or 0) for k in ("folds", "fold", "seed"))
     queries = set(engine.query("SELECT DISTINCT query FROM impressions")["query"].astype(str))
     held_out = sorted(held_out_queries(queries | set(judged_queries or ()), folds, fold, seed))
-    train_ts = raw.loc[windows.to_numpy() == "train", ["timestamp"]]
-    engine.register_frame("window_timestamps", train_ts.rename(columns={"timestamp": "ts"}))
+    engine.register_frame("window_timestamps", stamps.loc[stamps["window"] == "train", ["ts"]])
     where = ""
     if held_out:
         engine.register_frame("held_out_queries", pd.DataFrame({"query": held_out}))

@@ -103,6 +103,13 @@ class LtrDataModule(pl.LightningDataModule):
         stream_dir: stream training lists from Parquet written there (one row group in
             memory at a time; lists shuffled once, so ``sampling`` does not apply).
         seed: sampling and hard-negative seed.
+        engine: where the impression log is read from (:mod:`ltr.training.logview`):
+            ``pandas`` loads it whole; ``duckdb`` checks and queries it in SQL with memory
+            bounded by ``memory_limit`` (spilling to disk), ``spark`` on a Spark session
+            (``spark: {master, conf}``); ``auto``: ``duckdb`` with ``stream_dir`` (the
+            path for logs larger than memory), else ``pandas``. Same lists either way.
+        memory_limit: the SQL engine's memory (``2GB``, ``500MB``; DuckDB default 2GB).
+        spark: ``{master, conf}`` of the Spark session (``engine: spark``).
     """
 
     # numeric constraints of the arguments (ltr.checks), checked before any data is read
@@ -166,7 +173,9 @@ class LtrDataModule(pl.LightningDataModule):
                  pool_lists: int = 2, pool_list_size: int = 25,
                  history_dropout: float = 0.3, valid_query_share: float = 0.15,
                  stream_dir: str | None = None, neighbours: dict[str, Any] | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, engine: Literal["auto", "pandas", "duckdb", "spark"] = "auto",
+                 memory_limit: str | None = None,
+                 spark: dict[str, Any] | None = None) -> None:
         args = dict(locals())
         self.check_args({k: args[k] for k in self.schema().model_fields})
         super().__init__()
@@ -203,7 +212,9 @@ class LtrDataModule(pl.LightningDataModule):
                                      pool_list_size=hp.pool_list_size,
                                      history_dropout=hp.history_dropout,
                                      valid_query_share=hp.valid_query_share,
-                                     stream_dir=hp.stream_dir, neighbours=hp.neighbours)
+                                     stream_dir=hp.stream_dir, neighbours=hp.neighbours,
+                                     engine=hp.engine, memory_limit=hp.memory_limit,
+                                     spark=hp.spark)
             self._prepared.config = {"tasks": list(self.tasks),
                                      **{k: v for k, v in dict(hp).items() if k != "tasks"}}
             for note in self._prepared.info.get("notes", []):

@@ -107,6 +107,25 @@ class ListData:
         return engagement_grade(self.labels, self.mask.shape)
 
 
+def concat_lists(parts: list[ListData]) -> ListData:
+    """The lists of ``parts`` (all of one width) one after another."""
+    if len(parts) == 1:
+        return parts[0]
+    cat = np.concatenate
+    first = parts[0]
+    return ListData(
+        keys=cat([p.keys for p in parts]), numeric=cat([p.numeric for p in parts]),
+        categorical=cat([p.categorical for p in parts]),
+        query_text=cat([p.query_text for p in parts]),
+        product_text=cat([p.product_text for p in parts]),
+        position=cat([p.position for p in parts]), mask=cat([p.mask for p in parts]),
+        product_id=cat([p.product_id for p in parts]),
+        labels={t: cat([p.labels[t] for p in parts]) for t in first.labels},
+        customer_id=None if first.customer_id is None else
+        cat([p.customer_id for p in parts]),
+        warm=None if first.warm is None else cat([p.warm for p in parts]))
+
+
 def engagement_grade(labels: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     """0 none, 1 click, 2 add-to-cart, 3 purchase per slot; NaN where no behaviour label
     is known (candidate pools). ``labels`` maps task names to ``[G, L]`` arrays."""

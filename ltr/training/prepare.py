@@ -44,9 +44,10 @@ differently in the two cases.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ltr.data.loaders import SearchLog, load_log
+from ltr.data.loaders import SearchLog
 from ltr.errors import ConfigError, DataValidationError
 from ltr.features.assemble import KeyRows, RowJoiner, row_schema
 from ltr.features.defaults import check_available, default_spec
@@ -62,13 +63,20 @@ from ltr.features.history import PAIR_HISTORY_COLUMNS, history_features
 from ltr.features.neighbours import QueryNeighbours
 from ltr.features.preprocess import Preprocessor, PreprocessorFit
 from ltr.features.spec import FeatureSpec, check_tasks
-from ltr.features.split import training_window, window_description
+from ltr.features.split import window_description
 from ltr.features.stores import keys_of
 from ltr.features.text_match import lexical_fields
 from ltr.labels.config import LabelConfig
 from ltr.labels.pipeline import derive_labels
 from ltr.progress import step
-from ltr.training.lists import ListData, build_lists
+from ltr.training.lists import ListData, build_lists, concat_lists
+from ltr.training.logview import (
+    ALL_WINDOWS,
+    LogView,
+    Selection,
+    no_training_rows,
+    open_log_view,
+)
 
 History = tuple[pd.DataFrame, pd.DataFrame]
 
@@ -286,7 +294,9 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
             anonymous_share: float = 0.1, pool_lists: int = 2,
             pool_list_size: int = 25, history_dropout: float = 0.3,
             valid_query_share: float = 0.15, stream_dir: str | None = None,
-            neighbours: dict[str, Any] | None = None) -> PreparedData:
+            neighbours: dict[str, Any] | None = None, engine: str = "auto",
+            memory_limit: str | None = None,
+            spark: dict[str, Any] | None = None) -> PreparedData:
     """Build :class:`PreparedData` (see the module docstring). ``text=None`` means no text
     features; ``encoder`` may pass a ready :class:`ltr.text.TextEncoder`.
 
@@ -320,7 +330,14 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
 
     ``stream_dir``: write the training rows to ``stream_dir/train.parquet`` (whole lists
     per row group) and stream them during training (:mod:`ltr.training.stream`) instead
-    of holding the training lists in memory."""
+    of holding the training lists in memory.
+
+    ``engine``: where the impression log is read from (:mod:`ltr.training.logview`):
+    ``auto`` is ``duckdb`` with ``stream_dir`` (and DuckDB installed), else ``pandas``;
+    ``pandas`` loads it whole; ``duckdb`` (memory bounded by ``memory_limit``, spilling
+    to disk) and ``spark`` (``spark: {master, conf}``) check and query it in SQL, so that
+    only aggregates, sessions and one chunk of rows at a time are in memory. The same
+    steps run on the same selections either way, with the same results."""
     t0 = time.perf_counter()
     tasks = check_tasks(tasks, "model.tasks")
     artifact = None
@@ -347,28 +364,47 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     if not isinstance(nn_cfg["k"], int) or nn_cfg["k"] < 0:
         raise ConfigError("data.neighbours.k", f"must be an integer >= 0, got {nn_cfg['k']!r}")
 
-    with step(f"loaded and checked the log {data_dir}"):
-        log = load_log(data_dir)
-    imp = log.impressions.assign(query=log.impressions["query"].astype(str))
-    if "relevance" in tasks and len(imp) == 0:
-        raise ConfigError("model.tasks", "task 'relevance' needs labels, and the log is empty")
+    if engine == "auto":
+        engine = "duckdb" if stream_dir is not None and _has_duckdb() else "pandas"
+    if engine not in ("pandas", "duckdb", "spark"):
+        raise ConfigError("data.engine", "must be one of ['auto', 'pandas', 'duckdb', "
+                          f"'spark'], got {engine!r}")
+    with step(f"loaded and checked the log {data_dir} ({engine})"):
+        view = open_log_view(data_dir, engine, split, folds, fold, seed, memory_limit, spark)
+    with contextlib.closing(view):
+        return _prepare_view(
+            view, data_dir, tasks, features, label_cfg, artifact, text, split, folds, fold,
+            hard_negatives, seed, encoder, anonymous_share, pool_lists, pool_list_size,
+            history_dropout, valid_query_share, stream_dir, nn_cfg, t0)
+
+
+LISTS_PER_GROUP = 512  # lists per Parquet row group of streamed training lists
+GROUPS_PER_CHUNK = 16  # row groups joined at a time
+
+
+def _prepare_view(view: LogView, data_dir: str, tasks: list[str],
+                  features: dict[str, Any] | None, label_cfg: LabelConfig, artifact: Any,
+                  text: dict[str, Any] | None, split: dict[str, Any] | None, folds: int,
+                  fold: int, hard_negatives: int, seed: int, encoder: Any,
+                  anonymous_share: float, pool_lists: int, pool_list_size: int,
+                  history_dropout: float, valid_query_share: float, stream_dir: str | None,
+                  nn_cfg: dict[str, Any], t0: float) -> PreparedData:
+    """:func:`prepare` over an opened :class:`~ltr.training.logview.LogView`."""
+    log, held_out = view.log, view.held_out
+    train_sel = Selection(("train",), "trained")  # labels: incl. validation queries
+    n_train = view.count(train_sel)
+    if n_train == 0:
+        raise no_training_rows("impressions")
+    train_queries = view.queries(train_sel)
+    valid_queries: set[str] = set()
+    if "relevance" in tasks:
+        valid_queries = _pick_validation_queries(sorted(train_queries), valid_query_share,
+                                                 seed)
+    view.set_validation_queries(valid_queries)
+    trained_queries = view.queries(Selection(ALL_WINDOWS, "trained"))
     judged = log.judgements
     if judged is not None:
         judged = judged.assign(query=judged["query"].astype(str))
-    windows, train_mask, held_out = training_window(
-        imp, set(judged["query"]) if judged is not None else None, split, folds, fold, seed,
-        log.sources.get("impressions", "impressions"))
-    is_train_query = ~imp["query"].isin(held_out)
-    train_imp = imp[train_mask]  # labels: incl. validation queries
-    if train_imp.empty:
-        raise DataValidationError("impressions", "no training impressions left after the "
-                                  "split and the query hold-out", column="timestamp")
-    valid_queries: set[str] = set()
-    if "relevance" in tasks:
-        valid_queries = _pick_validation_queries(sorted(train_imp["query"].unique()),
-                                                 valid_query_share, seed)
-    is_model_query = is_train_query & ~imp["query"].isin(valid_queries)
-    trained_queries = set(train_imp["query"]) | set(imp.loc[is_train_query, "query"])
 
     notes: list[str] = []
     text_cfg = None
@@ -404,144 +440,64 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
         def lex(q: np.ndarray, p: np.ndarray) -> np.ndarray:
             return pair_coverage(log.products, q, p, fields[2:])
 
-    def embed(texts: list[str]) -> np.ndarray:
-        return encoder.encode_texts(list(texts)).rows()
-
     label_table = None
     lexical_weight = 0.0
     variant = "combined" if sim is not None else "behaviour_only"
     if "relevance" in tasks and artifact is not None:
-        from ltr.labels.artifact import window_fingerprint
-
-        artifact.check(window_fingerprint(train_imp),
-                       window_description(split, folds, fold, seed), len(train_imp))
-        label_table = artifact.labels[artifact.labels["query"].isin(set(train_imp["query"]))]
+        artifact.check(view.fingerprint(train_sel),
+                       window_description(split, folds, fold, seed), n_train)
+        label_table = artifact.labels[artifact.labels["query"].isin(train_queries)]
         lexical_weight = artifact.lexical_weight
         notes.append(f"labels from {artifact.path} (fingerprint {artifact.fingerprint})")
     elif "relevance" in tasks:
-        train_judged = judged[judged["query"].isin(set(train_imp["query"]))] \
+        train_judged = judged[judged["query"].isin(train_queries)] \
             if judged is not None else None
-        with step(f"relevance labels of the training window ({len(train_imp):,} "
-                  "impressions)"):
-            result = derive_labels(train_imp, label_cfg, sim,
+        with step(f"relevance labels of the training window ({n_train:,} impressions)"):
+            result = derive_labels(view.label_input(train_sel), label_cfg, sim,
                                    train_judged[["query", "product_id"]]
                                    if train_judged is not None else None, variant,
-                                   lexical=lex)
+                                   source=view.source, lexical=lex)
         label_table, lexical_weight = result.labels, result.lexical_weight
+    if label_table is not None:  # one order whatever the log's backend: the draws below
+        label_table = label_table.sort_values(["query", "product_id"], ignore_index=True)
     # every later label (history labels, validation labels) uses the weight the training
     # labels were made with
     label_cfg = dataclasses.replace(label_cfg, lexical_weight=lexical_weight)
 
     # history as of the start of each set's window (see the module docstring)
-    def history(rows: pd.Series) -> History:
-        return history_features(imp[rows], label_cfg, sim, lex)
+    def history(windows: tuple[str, ...], queries: str) -> History:
+        return history_features(view.label_input(Selection(windows, queries)), label_cfg,
+                                sim, lex)
 
     with step("history features (three windows)"):
-        hist_train = history((windows == "history") & is_model_query)
-        hist_valid = history(windows.isin(["history", "train"]) & is_model_query)
-        hist_infer = history((windows != "test") & is_train_query)
+        hist_train = history(("history",), "model")
+        hist_valid = history(("history", "train"), "model")
+        hist_infer = history(("history", "train", "valid"), "trained")
 
-    model_imp = train_imp[~train_imp["query"].isin(valid_queries)]
     model_labels = None if label_table is None else \
-        label_table[~label_table["query"].isin(valid_queries)]
-    nn_train = nn_infer = None
-    if encoder is not None and label_table is not None and nn_cfg["k"] > 0:
-        with step("neighbour label tables"):
-            nn_train = QueryNeighbours.from_labels(model_labels, embed, nn_cfg["k"])
-            nn_infer = QueryNeighbours.from_labels(label_table, embed, nn_cfg["k"])
-    train_rows = model_imp
-    if hard_negatives and model_labels is not None:
-        train_rows = pd.concat([model_imp, _hard_negatives(model_imp, model_labels,
-                                                           hard_negatives, seed)],
-                               ignore_index=True)
-    if pool_lists > 0 and model_labels is not None:
-        train_rows = pd.concat([train_rows, _pool_lists(model_labels, pool_lists,
-                                                        pool_list_size, seed)],
-                               ignore_index=True)
-    if anonymous_share > 0:
-        sessions = train_rows["session_id"].unique()
-        rng = np.random.default_rng(seed + 1)
-        anon = sessions[rng.random(len(sessions)) < anonymous_share]
-        train_rows = train_rows.assign(customer_id=train_rows["customer_id"].astype(object))
-        train_rows.loc[train_rows["session_id"].isin(anon), "customer_id"] = None
-
-    clash = (set(log.customers.columns) - {"customer_id"}) & \
-        (set(imp.columns) | set(log.products.columns))
-    if clash:
-        raise DataValidationError("customers", f"column(s) {sorted(clash)} clash with "
-                                  "impression or product columns", column=sorted(clash)[0])
-    schema = row_schema(spec, tasks, log.products, log.customers, hist_infer, fields,
-                        row_columns=set(imp.columns) | {"grade", "human"})
-    joiner = RowJoiner.from_tables(schema, spec, log.products, log.customers, hist_infer,
-                                   nn_infer)
-    joiners = {(id(hist_infer), id(nn_infer)): joiner}  # one per (history, neighbours)
-
-    def join(rows: pd.DataFrame, hist: History, labels: pd.DataFrame | None, group: str,
-             nn: QueryNeighbours | None) -> pd.DataFrame:
-        key = (id(hist), id(nn))
-        if key not in joiners:
-            joiners[key] = joiner.with_history(hist, nn)
-        return join_rows(rows, joiners[key], labels, group, embed)
-
-    dropped = np.zeros(0, dtype=train_rows["session_id"].dtype)
-    if history_dropout > 0:
-        lists = train_rows["session_id"].unique()
-        dropped = lists[np.random.default_rng(seed + 3).random(len(lists)) < history_dropout]
-    # training rows in list order: sessions by position, the unshown products after
-    train_rows = train_rows.assign(_neg=train_rows["position"] == 0).sort_values(
-        ["session_id", "_neg", "position"], kind="stable").drop(columns="_neg")
-
-    def train_features(rows: pd.DataFrame) -> pd.DataFrame:
-        """Training rows joined, and the history of the dropped-out lists removed."""
-        out = join(rows, hist_train, label_table, "session_id", nn_train)
-        if len(dropped):
-            cols = [c for c in PAIR_HISTORY_COLUMNS if c in out]
-            out.loc[out["session_id"].isin(dropped), cols] = np.nan
-        return out
-
-    valid_rows, valid_info = _validation_rows(imp, windows, label_table, valid_queries,
-                                              is_model_query, is_train_query, label_cfg, seed)
-    test_imp = imp[imp["query"].isin(held_out)] if held_out else imp[windows == "test"]
-    with step("joined the validation and test rows"):
-        valid_joined = join(valid_rows, hist_valid, None, "session_id", nn_train)
-        test_joined = join(test_imp, hist_infer, label_table, "session_id", nn_infer)
-    stream_path = train_joined = None
-    if stream_dir is not None:  # joined a few row groups at a time, never whole
-        from ltr.training.stream import write_list_rows
-
-        fit = PreprocessorFit(spec)
-
-        def joined_chunk(rows: pd.DataFrame) -> pd.DataFrame:
-            out = train_features(rows)
-            fit.update(out)
-            return out
-
-        with step(f"joined and wrote {len(train_rows):,} training rows"):
-            stream_path = write_list_rows(train_rows, Path(stream_dir) / "train.parquet",
-                                          "session_id", seed=seed, transform=joined_chunk,
-                                          types=_arrow_types(log))
-        pre = fit.result()
-    else:
-        with step(f"joined {len(train_rows):,} training rows"):
-            train_joined = train_features(train_rows)
-        pre = Preprocessor.fit(train_joined, spec, "training rows")
-
-    pools_rows = known_rows = None
+        label_table[~label_table["query"].isin(valid_queries)].reset_index(drop=True)
+    model_sel = Selection(("train",), "model")
+    test_sel = Selection(ALL_WINDOWS, "held_out") if held_out else Selection(("test",))
+    valid_rows, valid_info = _validation_rows(view, label_table, valid_queries, label_cfg,
+                                              seed)
+    new_q = known_q = set()
     if judged is not None:
         new_q = set(judged["query"]) - trained_queries
-        known_q = set(judged["query"]) & set(train_imp["query"])
-        if new_q:
-            pools_rows = join(_judged_rows(judged, new_q, log), hist_infer, None, "query",
-                              nn_infer)
-        if known_q:
-            known_rows = join(_judged_rows(judged, known_q, log), hist_infer, label_table,
-                              "query", nn_infer)
+        known_q = set(judged["query"]) & train_queries
+    pools = _pool_lists(model_labels, pool_lists, pool_list_size, seed) \
+        if pool_lists > 0 and model_labels is not None else None
 
-    # text tables: every query and product that appears anywhere
-    all_rows = [train_rows, valid_joined, test_joined] + \
-        [r for r in (pools_rows, known_rows) if r is not None]
-    query_texts = sorted(set().union(*(set(r["query"].astype(str)) for r in all_rows)))
-    used = pd.unique(pd.concat([r["product_id"] for r in all_rows]))
+    # text tables: every query and product that appears anywhere, encoded once; every
+    # later use of a query's embedding (the neighbour features) reads this table, as a
+    # model package does
+    sels = [model_sel, test_sel, *([valid_rows] if isinstance(valid_rows, Selection) else [])]
+    small = [r for r in (valid_rows, label_table) if isinstance(r, pd.DataFrame)]
+    if judged is not None:
+        small.append(judged[judged["query"].isin(new_q | known_q)])
+    query_texts = sorted(set().union(*(view.queries(sel) for sel in sels),
+                                     *(set(r["query"].astype(str)) for r in small)))
+    used = [*(view.products(sel) for sel in sels), *(r["product_id"].to_numpy() for r in small)]
+    used = pd.unique(pd.Series(np.concatenate([np.asarray(u, dtype=object) for u in used])))
     products = log.products[log.products["product_id"].isin(used)].reset_index(drop=True)
     q_index = {q: i for i, q in enumerate(query_texts)}
     p_index = {p: i for i, p in enumerate(products["product_id"].tolist())}
@@ -558,26 +514,169 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
             q_emb = encoder.encode_texts(query_texts).rows()
             p_emb = encoder.encode_texts(product_texts).rows()
 
+    def embed(texts: list[str]) -> np.ndarray:
+        """Query embeddings from the text table (the encoder for a text not in it)."""
+        at = np.array([q_index.get(str(t), -1) for t in texts], dtype=np.int64)
+        out = q_emb[np.maximum(at, 0)] if len(q_emb) else np.zeros((len(at), 1), np.float32)
+        if (at < 0).any():
+            missing = [str(t) for t, i in zip(texts, at, strict=True) if i < 0]
+            out[at < 0] = encoder.encode_texts(missing).rows()
+        return out
+
+    nn_train = nn_infer = None
+    if encoder is not None and label_table is not None and nn_cfg["k"] > 0:
+        with step("neighbour label tables"):
+            nn_train = QueryNeighbours.from_labels(model_labels, embed, nn_cfg["k"])
+            nn_infer = QueryNeighbours.from_labels(label_table, embed, nn_cfg["k"])
+
+    clash = (set(log.customers.columns) - {"customer_id"}) & \
+        (view.row_columns | set(log.products.columns))
+    if clash:
+        raise DataValidationError("customers", f"column(s) {sorted(clash)} clash with "
+                                  "impression or product columns", column=sorted(clash)[0])
+    schema = row_schema(spec, tasks, log.products, log.customers, hist_infer, fields,
+                        row_columns=view.row_columns | {"grade", "human"})
+    joiner = RowJoiner.from_tables(schema, spec, log.products, log.customers, hist_infer,
+                                   nn_infer)
+    joiners = {(id(hist_infer), id(nn_infer)): joiner}  # one per (history, neighbours)
+
+    def join(rows: pd.DataFrame, hist: History, labels: pd.DataFrame | None, group: str,
+             nn: QueryNeighbours | None) -> pd.DataFrame:
+        key = (id(hist), id(nn))
+        if key not in joiners:
+            joiners[key] = joiner.with_history(hist, nn)
+        return join_rows(rows, joiners[key], labels, group, embed)
+
+    # ---- training lists: sessions of the model's queries, hard negatives, pool lists
+    sessions = view.sessions(model_sel)
+    keys = pd.Index(sessions["session_id"])
+    if pools is not None and len(pools):
+        keys = keys.append(pd.Index(pools["session_id"].unique()))
+    anonymous = set(keys[np.random.default_rng(seed + 1).random(len(keys))
+                         < anonymous_share]) if anonymous_share > 0 else set()
+    dropped = set(keys[np.random.default_rng(seed + 3).random(len(keys))
+                       < history_dropout]) if history_dropout > 0 else set()
+    rank = pd.Series(np.empty(len(keys), dtype=np.int64), index=keys)
+    rank.iloc[np.random.default_rng(seed).permutation(len(keys))] = np.arange(len(keys))
+    negatives_from = model_labels if hard_negatives and model_labels is not None else None
+
+    def training_chunks() -> Iterator[pd.DataFrame]:
+        """Unjoined training rows, whole lists in rank order, a chunk at a time."""
+        per_chunk = LISTS_PER_GROUP * GROUPS_PER_CHUNK
+        shown = view.list_rows(model_sel, rank.loc[sessions["session_id"].to_numpy()],
+                               per_chunk)
+        pool_rows = None
+        if pools is not None and len(pools):
+            pool_rows = pools.assign(_rank=pools["session_id"].map(rank).to_numpy())
+            pool_rows = pool_rows.sort_values("_rank", kind="stable", ignore_index=True)
+            pool_at = pool_rows["_rank"].to_numpy()
+        pending = next(shown, None)
+        for n, first in enumerate(range(0, len(keys), per_chunk)):
+            parts = []
+            if pending is not None and pending[0] == first:
+                rows = pending[1]
+                parts.append(rows)
+                if negatives_from is not None:
+                    parts.append(_hard_negatives(rows, negatives_from, hard_negatives,
+                                                 seed + 7919 * n))
+                pending = next(shown, None)
+            if pool_rows is not None:
+                lo, hi = np.searchsorted(pool_at, [first, first + per_chunk])
+                parts.append(pool_rows.iloc[lo:hi].drop(columns="_rank"))
+            parts = [p for p in parts if len(p)]
+            if not parts:
+                continue
+            chunk = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+            chunk = chunk.assign(_rank=chunk["session_id"].map(rank).to_numpy(),
+                                 _neg=chunk["position"] == 0)
+            chunk = chunk.sort_values(["_rank", "_neg", "position"], kind="stable",
+                                      ignore_index=True).drop(columns=["_rank", "_neg"])
+            if anonymous:
+                chunk["customer_id"] = chunk["customer_id"].astype(object)
+                chunk.loc[chunk["session_id"].isin(anonymous), "customer_id"] = None
+            yield chunk
+
+    def train_features(rows: pd.DataFrame) -> pd.DataFrame:
+        """Training rows joined, and the history of the dropped-out lists removed."""
+        out = join(rows, hist_train, label_table, "session_id", nn_train)
+        if dropped:
+            cols = [c for c in PAIR_HISTORY_COLUMNS if c in out]
+            out.loc[out["session_id"].isin(dropped), cols] = np.nan
+        return out
+
+    pools_rows = known_rows = None
+    if judged is not None:
+        if new_q:
+            pools_rows = join(_judged_rows(judged, new_q, log), hist_infer, None, "query",
+                              nn_infer)
+        if known_q:
+            known_rows = join(_judged_rows(judged, known_q, log), hist_infer, label_table,
+                              "query", nn_infer)
+
+
+    # the training rows: joined a chunk of whole lists at a time; with stream_dir written
+    # as Parquet row groups and never whole in memory
+    fit = PreprocessorFit(spec)
+    width, n_rows, kept = 0, 0, []
+    writer = None
+    if stream_dir is not None:
+        from ltr.training.stream import ListWriter
+
+        writer = ListWriter(Path(stream_dir) / "train.parquet", _arrow_types(log))
+    with step("joined the training rows" + (" and wrote them" if writer else "")), \
+            writer if writer is not None else contextlib.nullcontext():
+        for chunk in training_chunks():
+            joined = train_features(chunk)
+            fit.update(joined)
+            width = max(width, int(joined.groupby("session_id", sort=False).size().max()))
+            n_rows += len(joined)
+            if writer is not None:
+                writer.write(joined, joined["session_id"].map(rank).to_numpy()
+                             // LISTS_PER_GROUP)
+            else:
+                kept.append(joined)
+    if n_rows == 0:
+        raise no_training_rows(view.source)
+    pre = fit.result()
+
     def lists(rows: pd.DataFrame, group: str, source: str, **kwargs: Any) -> ListData:
         rows = rows.sort_values([group, "position"], kind="stable") if "position" in rows \
             else rows
         return build_lists(rows, group, pre, q_index, p_index, tasks, source, **kwargs)
 
+    def session_lists(sel: Selection, hist: History, labels: pd.DataFrame | None,
+                      nn: QueryNeighbours | None, source: str) -> ListData:
+        """The sessions of ``sel`` as lists, joined a chunk at a time, in session order."""
+        found = view.sessions(sel)["session_id"]
+        order = pd.Series(np.arange(len(found), dtype=np.int64), index=pd.Index(found))
+        size = view.max_list_size(sel)
+        parts = [build_lists(join(rows, hist, labels, "session_id", nn), "session_id", pre,
+                             q_index, p_index, tasks, source, list_size=size)
+                 for _, rows in view.list_rows(sel, order, LISTS_PER_GROUP * GROUPS_PER_CHUNK)]
+        return concat_lists(parts) if parts else build_lists(
+            join(view.empty_rows(), hist, labels, "session_id", nn), "session_id", pre,
+            q_index, p_index, tasks, source, list_size=max(size, 1))
+
     stream = None
-    if stream_path is not None:
+    if writer is not None:
         from ltr.training.stream import ParquetListStream
 
-        width = int(train_rows.groupby("session_id").size().max())
-        stream = ParquetListStream(stream_path, "session_id", pre, q_index, p_index, tasks,
+        stream = ParquetListStream(writer.path, "session_id", pre, q_index, p_index, tasks,
                                    width)
+    with step("joined the validation and test rows"):
+        valid = session_lists(valid_rows, hist_valid, None, nn_train, "validation rows") \
+            if isinstance(valid_rows, Selection) else \
+            lists(join(valid_rows, hist_valid, None, "session_id", nn_train), "session_id",
+                  "validation rows")
+        test = session_lists(test_sel, hist_infer, label_table, nn_infer, "test rows")
     out = PreparedData(
         preprocessor=pre, tasks=tasks, query_texts=query_texts, product_texts=product_texts,
         product_ids=products["product_id"].tolist(), query_embeddings=q_emb,
         product_embeddings=p_emb,
         train=None if stream is not None else build_lists(
-            train_joined, "session_id", pre, q_index, p_index, tasks, "training rows"),
-        valid=lists(valid_joined, "session_id", "validation rows"),
-        test=lists(test_joined, "session_id", "test rows"),
+            pd.concat(kept, ignore_index=True), "session_id", pre, q_index, p_index, tasks,
+            "training rows"),
+        valid=valid, test=test,
         pools=None, held_out_queries=sorted(held_out), train_stream=stream,
         query_index=q_index, product_index=p_index,
         products=log.products, customers=log.customers, history=hist_infer,
@@ -592,9 +691,9 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
                                       "judged pools of known queries",
                                       extra_labels={"human": "human", "label": "grade"})
     out.info = {"seconds": round(time.perf_counter() - t0, 1),
-                "data_dir": str(Path(data_dir).resolve()),
-                "rows": {"train": len(train_rows), "valid": len(valid_joined),
-                         "test": len(test_joined)},
+                "data_dir": str(Path(data_dir).resolve()), "engine": view.engine_name,
+                "rows": {"train": n_rows, "valid": int(out.valid.mask.sum()),
+                         "test": int(out.test.mask.sum())},
                 "lists": {"train": len(out.train) if out.train is not None else "streamed",
                           "valid": len(out.valid), "valid_warm": int(out.valid.warm.sum()),
                           "test": len(out.test), "pools": len(out.pools) if out.pools else 0,
@@ -606,30 +705,28 @@ def prepare(data_dir: str, tasks: list[str], features: dict[str, Any] | None = N
     return out
 
 
-def _validation_rows(imp: pd.DataFrame, windows: pd.Series, label_table: pd.DataFrame | None,
-                     valid_queries: set[str], is_model_query: pd.Series,
-                     is_train_query: pd.Series, label_cfg: LabelConfig, seed: int
-                     ) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _validation_rows(view: LogView, label_table: pd.DataFrame | None,
+                     valid_queries: set[str], label_cfg: LabelConfig, seed: int
+                     ) -> tuple[pd.DataFrame | Selection, dict[str, Any]]:
     """The validation rows (see the module docstring): cold and warm candidate pools with
-    a ``grade`` column, or the validation window's sessions without the relevance task."""
+    a ``grade`` column, or (without the relevance task) the selection of the validation
+    window's sessions."""
     if label_table is None:
-        return imp[(windows == "valid") & is_train_query], {}
+        return Selection(("valid",), "trained"), {}
     parts, info = [], {}
-
-    def behaviour(shown: pd.DataFrame, pairs: pd.DataFrame, source: str) -> pd.DataFrame:
-        labels = derive_labels(shown, label_cfg, None, pairs, "behaviour_only",
-                               source=source).labels
-        return labels.merge(pairs, on=["query", "product_id"])  # the pools only
 
     if valid_queries:
         parts.append(_pool_lists(label_table[label_table["query"].isin(valid_queries)], 1,
                                  10**6, seed, keep_grade=True))
-    valid_imp = imp[(windows == "valid") & is_model_query]
-    clicked = valid_imp.loc[valid_imp["clicked"] > 0, "query"].unique()
-    if len(clicked):
+    valid_sel = Selection(("valid",), "model")
+    clicked = view.queries(valid_sel, clicked=True)
+    if clicked:
         pairs = label_table.loc[label_table["query"].isin(clicked), ["query", "product_id"]]
-        future = behaviour(valid_imp[valid_imp["query"].isin(clicked)], pairs,
-                           "validation window")
+        shown = view.label_input(Selection(("valid",), "model", frozenset(clicked)))
+        labels = derive_labels(shown, label_cfg, None, pairs, "behaviour_only",
+                               source="validation window").labels
+        future = labels.merge(pairs, on=["query", "product_id"])  # the pools only
+        future = future.sort_values(["query", "product_id"], ignore_index=True)
         first = -1 - sum(len(p["session_id"].unique()) for p in parts)
         parts.append(_pool_lists(future, 1, 10**6, seed, first_id=first, keep_grade=True))
         info["warm_validation_queries"] = int(future["query"].nunique())
@@ -653,6 +750,14 @@ def _arrow_types(log: SearchLog) -> dict[str, Any]:
             if len(values) and col not in out:
                 out[col] = pa.array(values.iloc[:1000]).type
     return out
+
+
+def _has_duckdb() -> bool:
+    try:
+        import duckdb  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _encoder(text: dict[str, Any]):

@@ -36,47 +36,71 @@ from ltr.io import atomic_path
 from ltr.training.lists import ListData, ListDataset, build_lists
 
 
+class ListWriter:
+    """Writes training rows that come in list order, a chunk at a time, as Parquet row
+    groups (``group``: the row group of each row, contiguous), atomically: use as a
+    context manager; the file appears at ``path`` only when every chunk was written.
+    Column types come from the first chunk; ``types`` names the type of a column that
+    chunk holds only missing values of."""
+
+    def __init__(self, path: str | Path, types: dict[str, pa.DataType] | None = None
+                 ) -> None:
+        self.path = Path(path)
+        self.types = dict(types or {})
+        self.schema: pa.Schema | None = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> ListWriter:
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def write(self, rows: pd.DataFrame, group: np.ndarray) -> None:
+        if self._writer is None:
+            self.schema = _arrow_schema(rows, self.types)
+            self._writer = pq.ParquetWriter(self._tmp, self.schema)
+        bounds = np.flatnonzero(np.r_[True, np.diff(group) != 0, True])
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            self._writer.write_table(pa.Table.from_pandas(rows.iloc[lo:hi], schema=self.schema,
+                                                          preserve_index=False))
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            elif exc[0] is None:  # nothing written: a file of no rows
+                pq.write_table(pa.table({}), self._tmp)
+        finally:
+            self._atomic.__exit__(*exc)
+
+
 def write_list_rows(rows: pd.DataFrame, path: str | Path, group_col: str,
                     lists_per_group: int = 512, seed: int = 0,
                     transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
                     groups_per_chunk: int = 16,
                     types: dict[str, pa.DataType] | None = None) -> Path:
-    """Write ``rows`` to Parquet with whole, shuffled lists per row group (atomically).
+    """Write ``rows`` to Parquet with whole, shuffled lists per row group (atomically),
+    through :class:`ListWriter`.
 
-    ``transform`` (prepare's feature join) is applied to the rows of ``groups_per_chunk``
-    row groups at a time, in file order, and must keep their number and order: its
-    result is never whole in memory. Column types come from the first chunk; ``types``
-    names the type of a column that chunk may hold only missing values of."""
-    path = Path(path)
+    ``transform`` is applied to the rows of ``groups_per_chunk`` row groups at a time, in
+    file order, and must keep their number and order."""
     keys = rows[group_col].unique()
     order = np.random.default_rng(seed).permutation(len(keys))
     rank = pd.Series(np.empty(len(keys), dtype=np.int64), index=keys)
     rank.iloc[order] = np.arange(len(keys))
     list_rank = rows[group_col].map(rank).to_numpy()
     at = np.argsort(list_rank, kind="stable")
-    chunk = list_rank[at] // lists_per_group
-    bounds = np.flatnonzero(np.r_[True, np.diff(chunk) != 0, True])  # row group starts
-    with atomic_path(path) as tmp:
-        writer = None
-        try:
-            for first in range(0, len(bounds) - 1, groups_per_chunk):
-                last = min(first + groups_per_chunk, len(bounds) - 1)
-                part = rows.iloc[at[bounds[first]:bounds[last]]].reset_index(drop=True)
-                if transform is not None:
-                    part = transform(part)
-                if writer is None:
-                    schema = _arrow_schema(part, types or {})
-                    writer = pq.ParquetWriter(tmp, schema)
-                for g in range(first, last):
-                    lo, hi = bounds[g] - bounds[first], bounds[g + 1] - bounds[first]
-                    writer.write_table(pa.Table.from_pandas(part.iloc[lo:hi], schema=schema,
-                                                            preserve_index=False))
-            if writer is None:  # no rows: an empty file with the rows' columns
-                writer = pq.ParquetWriter(tmp, _arrow_schema(rows, types or {}))
-        finally:
-            if writer is not None:
-                writer.close()
-    return path
+    group = list_rank[at] // lists_per_group
+    bounds = np.flatnonzero(np.r_[True, np.diff(group) != 0, True])  # row group starts
+    with ListWriter(path, types) as writer:
+        for first in range(0, len(bounds) - 1, groups_per_chunk):
+            last = min(first + groups_per_chunk, len(bounds) - 1)
+            lo, hi = bounds[first], bounds[last]
+            part = rows.iloc[at[lo:hi]].reset_index(drop=True)
+            if transform is not None:
+                part = transform(part)
+            writer.write(part, group[lo:hi])
+    return writer.path
 
 
 def _arrow_schema(frame: pd.DataFrame, types: dict[str, pa.DataType]) -> pa.Schema:
