@@ -21,9 +21,11 @@ the interpreter and the imported libraries) is its own:
     ``LtrDataModule(**data).prepared`` with the data settings of configs/mmoe.yaml (pandas,
     as today): the training lists, saved for the two training steps.
 ``prepare_stream``
-    the same with ``data.stream_dir``: the training rows are joined a few row groups at a
-    time and written as Parquet lists (what training at scale reads), never whole in
-    memory; validation, test and judged lists in memory as before.
+    the same with ``data.stream_dir`` and ``data.engine: duckdb`` (``memory_limit`` from
+    ``--memory-limit``): the log is checked and queried in SQL, only aggregates,
+    sessions and one chunk of lists at a time reach pandas; the training rows are joined
+    a chunk of whole lists at a time and written as Parquet row groups (what training at
+    scale reads), the validation and test lists built chunk by chunk.
 ``train_mmoe``
     one epoch of the MMoE of configs/mmoe.yaml over the training lists (forward, losses,
     backward, AdamW step per batch; no validation).
@@ -113,13 +115,14 @@ def step_prepare(work: Path) -> dict[str, Any]:
     return {"train_lists": int(len(prepared.train.mask)) if prepared.train is not None else 0}
 
 
-def step_prepare_stream(work: Path) -> dict[str, Any]:
+def step_prepare_stream(work: Path, memory_limit: str) -> dict[str, Any]:
     from ltr.training.datamodule import LtrDataModule
 
     stream = work / "stream"
     if stream.exists():
         shutil.rmtree(stream)
-    prepared = LtrDataModule(**_data_settings(work / "log"), stream_dir=str(stream)).prepared
+    prepared = LtrDataModule(**_data_settings(work / "log"), stream_dir=str(stream),
+                             engine="duckdb", memory_limit=memory_limit).prepared
     import pyarrow.parquet as pq
 
     return {"train_row_groups": pq.ParquetFile(prepared.train_stream.path).num_row_groups}
@@ -183,7 +186,7 @@ def child(step: str, work: Path, n: int, memory_limit: str) -> None:
     elif step == "prepare":
         extra = step_prepare(work)
     elif step == "prepare_stream":
-        extra = step_prepare_stream(work)
+        extra = step_prepare_stream(work, memory_limit)
     elif step == "train_mmoe":
         extra = step_train_mmoe(work)
     elif step == "train_xgboost":
@@ -309,7 +312,7 @@ def main() -> None:
                         help="skip a step whose time, extrapolated from a smaller size, "
                         "passes this (seconds)")
     parser.add_argument("--memory-limit", default="2GB",
-                        help="memory_limit of the out-of-core label engine")
+                        help="memory_limit of the SQL engine (labels_duckdb, prepare_stream)")
     parser.add_argument("--work", default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--engines", default=None, metavar="PARQUET",

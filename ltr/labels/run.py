@@ -20,11 +20,7 @@ import pandas as pd
 
 from ltr.data.loaders import (
     SearchLog,
-    find_table,
-    load_customers,
-    load_judgements,
     load_log,
-    load_products,
 )
 from ltr.io import check_output_dir
 from ltr.labels.artifact import artifact_fields, describe, window_fingerprint
@@ -163,61 +159,16 @@ def scan_run_log(raw: dict[str, Any], engine: str) -> tuple[SearchLog, LogScan]:
     """The small tables loaded and checked in pandas, the impression log checked and
     aggregated on ``engine`` (:func:`ltr.scale.scan_log`)."""
     from ltr.scale import open_engine, scan_log
+    from ltr.scale.tables import log_tables
 
-    data = str(raw["data"])
     with open_engine(engine, raw.get("memory_limit"), raw.get("spark")) as eng:
-        if "://" in data:  # object storage (s3a://, gs://, hdfs://): read by the engine
-            tables = _remote_tables(eng, data.rstrip("/"))
-        else:
-            tables = {name: find_table(data, name, required=name != "judgements")
-                      for name in ("products", "customers", "impressions", "judgements")}
-            absent: dict[str, list[str]] = {"products": [], "customers": []}
-            products = load_products(tables["products"], absent["products"])
-            customers = load_customers(tables["customers"], absent["customers"])
-            judgements = load_judgements(tables["judgements"], products) \
-                if tables["judgements"] else None
-            tables = {"products": products, "customers": customers,
-                      "judgements": judgements, "impressions": tables["impressions"],
-                      "sources": {k: str(v) for k, v in tables.items() if v is not None},
-                      "absent": {k: v for k, v in absent.items() if v}}
-        judged = tables["judgements"]
-        scan = scan_log(eng, str(tables["impressions"]), tables["products"],
-                        tables["customers"], window=window_settings(raw.get("window")),
+        log, impressions = log_tables(eng, str(raw["data"]))
+        judged = log.judgements
+        scan = scan_log(eng, impressions, log.products, log.customers,
+                        window=window_settings(raw.get("window")),
                         judged_queries=None if judged is None
                         else set(judged["query"].astype(str)))
-    log = SearchLog(products=tables["products"], customers=tables["customers"],
-                    impressions=pd.DataFrame(), judgements=tables["judgements"],
-                    sources=tables["sources"], absent_optional=tables["absent"])
     return log, scan
-
-
-def _remote_tables(eng: Any, data: str) -> dict[str, Any]:
-    """The small tables of a log folder on object storage, read through the engine."""
-    from ltr.data.loaders import check_judgements, check_products
-    from ltr.data.schema import CUSTOMERS
-    from ltr.data.validate import validate_table
-
-    def read(name: str) -> pd.DataFrame:
-        eng.register_file(f"src_{name}", f"{data}/{name}.parquet")
-        return eng.query(f"SELECT * FROM src_{name}")
-
-    absent: dict[str, list[str]] = {"products": [], "customers": []}
-    products = check_products(read("products"), f"{data}/products.parquet",
-                              absent["products"])
-    customers, absent["customers"] = validate_table(read("customers"), CUSTOMERS,
-                                                    f"{data}/customers.parquet")
-    try:
-        judged_raw = read("judgements")
-    except Exception:  # no judgements table: optional
-        judged_raw = None
-    judgements = None if judged_raw is None else \
-        check_judgements(judged_raw, f"{data}/judgements.parquet", products)
-    sources = {n: f"{data}/{n}.parquet" for n in ("products", "customers", "impressions")}
-    if judgements is not None:
-        sources["judgements"] = f"{data}/judgements.parquet"
-    return {"products": products, "customers": customers, "judgements": judgements,
-            "impressions": f"{data}/impressions.parquet", "sources": sources,
-            "absent": {k: v for k, v in absent.items() if v}}
 
 
 def window_settings(window: dict[str, Any] | None) -> dict[str, Any]:

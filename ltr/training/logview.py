@@ -323,8 +323,9 @@ def open_log_view(data_dir: str, engine: str, split: dict[str, Any] | None, fold
                   fold: int, seed: int, memory_limit: str | None = None,
                   spark: dict[str, Any] | None = None) -> LogView:
     """The log folder ``data_dir`` as a :class:`LogView` on ``engine`` (``pandas``,
-    ``duckdb`` or ``spark``), windows cut by ``split`` and query folds."""
-    from ltr.data.loaders import find_table, load_customers, load_judgements, load_log
+    ``duckdb`` or ``spark``; on the SQL engines a folder on object storage too, see
+    :mod:`ltr.scale.tables`), windows cut by ``split`` and query folds."""
+    from ltr.data.loaders import load_log
     from ltr.features.split import full_split, training_window
 
     if engine == "pandas":
@@ -334,24 +335,13 @@ def open_log_view(data_dir: str, engine: str, split: dict[str, Any] | None, fold
         windows, _, held_out = training_window(imp, judged, split, folds, fold, seed,
                                                log.sources.get("impressions", "impressions"))
         return PandasLog(log, windows, held_out)
-    from ltr.data.loaders import load_products
     from ltr.scale import open_engine
+    from ltr.scale.tables import log_tables
 
-    tables = {name: find_table(data_dir, name, required=name != "judgements")
-              for name in ("products", "customers", "impressions", "judgements")}
-    absent: dict[str, list[str]] = {"products": [], "customers": []}
-    products = load_products(tables["products"], absent["products"])
-    customers = load_customers(tables["customers"], absent["customers"])
-    judgements = load_judgements(tables["judgements"], products) \
-        if tables["judgements"] else None
-    log = SearchLog(products=products, customers=customers, impressions=pd.DataFrame(),
-                    judgements=judgements,
-                    sources={k: str(v) for k, v in tables.items() if v is not None},
-                    absent_optional={k: v for k, v in absent.items() if v})
     eng = open_engine(engine, memory_limit, spark)
     try:
-        return SqlLog(eng, str(tables["impressions"]), log, full_split(split), folds, fold,
-                      seed)
+        log, impressions = log_tables(eng, data_dir)
+        return SqlLog(eng, impressions, log, full_split(split), folds, fold, seed)
     except BaseException:
         eng.close()
         raise
