@@ -7,8 +7,9 @@ losses. ltr needs only the modules: the scorers below build the backbone from th
 object it reads (the model's ``ModelConfig`` dataclass merged with an ``InferredConfig``,
 exactly as ``BaseModel`` does), add what pytorch-tabular would add around it, and map
 ltr's ``(numeric [N, F], categorical [N, C])`` rows to ``[N]`` scores, so that
-:class:`~ltr.rankers.neural.NeuralRanker` can train them with ranking losses over query
-groups. pytorch-tabular is imported only when a scorer is built.
+:class:`~ltr.training.module.LtrModule` can train them as single-score backbones
+(:data:`ltr.models.registry.SCORERS`) with ranking losses over query groups.
+pytorch-tabular is imported only when a scorer is built.
 
 **TabNet** (Arik & Pfister, AAAI 2021) — :class:`TabNetScorer`. pytorch-tabular's
 ``TabNetBackbone`` wraps pytorch-tabnet's ``TabNet``, which has its *own* categorical

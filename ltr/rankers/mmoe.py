@@ -105,7 +105,8 @@ class MMoERanker(Ranker):
         queries = products = tuned_q = tuned_p = None
         if module.use_text:
             if getattr(data, "query_embeddings", None) is None:
-                raise ConfigError("data.text", "the MMoE uses text but the data has none")
+                raise ConfigError("data.text", "this ranker uses text (use_text: true) but "
+                                  "the data has no text embeddings")
             queries = torch.from_numpy(np.ascontiguousarray(data.query_embeddings, np.float32))
             products = torch.from_numpy(np.ascontiguousarray(data.product_embeddings,
                                                              np.float32))
@@ -161,7 +162,10 @@ class MMoERanker(Ranker):
 
         hp = dict(self.module_.hparams)
         write_json(hp, folder / "module.json")
-        state = {k: v.contiguous() for k, v in self.module_.state_dict().items()
+        # copies: tied weights (e.g. TabNet's shared GLU layers) share memory, which
+        # safetensors refuses; every key is still written and loads strictly
+        state = {k: v.detach().clone(memory_format=torch.contiguous_format)
+                 for k, v in self.module_.state_dict().items()
                  if not k.startswith("text_branch.")}
         with atomic_path(folder / "weights.safetensors") as tmp:
             save_file(state, str(tmp))

@@ -1,28 +1,37 @@
-"""Neural single-score rankers trained with the project's ranking losses.
+r"""Neural single-score rankers trained with the project's ranking losses.
 
-:class:`NeuralRanker` trains any *backbone* — an ``nn.Module`` mapping one row's
-``numeric [N, F]`` and ``categorical [N, C]`` inputs to ``N`` scores — over query groups:
-scores of a batch of lists are laid out ``[B, L]`` and the configured loss
-(:mod:`ltr.losses`, default ``lambda_ndcg``) compares them with the relevance target
-(:func:`ltr.rankers.base.ranking_target`). Early stopping watches NDCG@10 of the
-validation lists against the same target; the best epoch's weights are kept.
-Subclasses only say how to build their backbone (:meth:`NeuralRanker.build_backbone`).
-Weights are saved as safetensors.
+The DCN-V2, TabNet and FT-Transformer baselines (``docs/rankers_neural.md``) train on the
+one training stack of every neural ranker: :class:`~ltr.training.module.LtrModule` with a
+*single-score backbone* (:data:`ltr.models.registry.SCORERS`, named as the ranker kind),
+driven by :func:`~ltr.training.trainer.fit_best`. The backbone is a row scorer
+:math:`f(x, c)` of the numeric features :math:`x` (with ``use_text``, the query-product
+cosine appended as one more column) and the categorical codes :math:`c`; the module lays a
+batch of ``B`` lists out as ``B * L`` rows and their scores back as ``[B, L]``, so the
+configured loss (:mod:`ltr.losses`, default ``lambda_ndcg``) compares whole lists with the
+relevance grade, e.g. LambdaLoss
 
-**Streamed training lists** (``data.stream_dir``: ``data.train`` is None and
-``data.train_stream`` reads ``train.parquet`` one row group at a time): training reads
-:class:`~ltr.training.stream.ListTensorStream` over that file, one pass per epoch, each
-row group's lists turned into the same ``(numeric, categorical, target)`` tensors as in
-memory (:func:`_tensors`) and shuffled within a buffer of :data:`STREAM_BUFFER` row
-groups. Validation lists stay in memory.
+.. math::
+    \ell = \sum_{y_i > y_j} |\Delta \mathrm{NDCG}_{ij}|\, \log_2\!\big(1 + e^{-(s_i - s_j)}\big)
 
-**Validation NDCG@10 across processes**: each process sums NDCG@10 over its lists and
-counts them; the sums and counts are added over processes before dividing (the pooled
-mean over every validation list, not a mean of per-process means).
+over the pairs of one list (slots without a grade left out). Early stopping watches
+NDCG@10 of the validation lists against the same grade; the best epoch's weights are
+kept (:attr:`NeuralRanker.best_score_`).
 
-Baselines (end of this module, ``docs/rankers_neural.md``): :class:`DCNV2Ranker`
-(``dcnv2``), :class:`TabNetRanker` (``tabnet``) and :class:`FTTransformerRanker`
-(``ft_transformer``), each configured by an ``arch`` dict (:class:`ArchRanker`).
+:class:`NeuralRanker` is the MMoE's ranker (:class:`~ltr.rankers.mmoe.MMoERanker`:
+an ``LtrModule`` behind the ranker interface, which scores, saves and loads it) with the
+baselines' own parameters (:attr:`NeuralRanker.DEFAULTS`, an ``arch`` dict per backbone)
+and training lists:
+
+* **in memory** (``data.train``): every list once per epoch, shuffled (no
+  outcome-balanced sampling: the relevance grade is the only target);
+* **streamed** (``data.stream_dir``: ``data.train`` is None and ``data.train_stream``
+  reads ``train.parquet`` one row group at a time):
+  :class:`~ltr.training.stream.ListTensorStream` over that file, one pass per epoch, the
+  lists of :data:`STREAM_BUFFER` row groups shuffled together.
+
+Validation lists stay in memory. **Validation NDCG@10 across processes**: each process
+sums NDCG@10 over its lists and counts them; the sums and counts are added over processes
+before dividing (``LtrModule``'s pooled metric sums).
 """
 
 from __future__ import annotations
@@ -33,104 +42,49 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from ltr.checks import Range, check_ranges
 from ltr.errors import ConfigError, DataValidationError, check_known_keys
-from ltr.io import atomic_path, read_json, write_json
+from ltr.io import read_json
 from ltr.losses.registry import get_loss
-from ltr.metrics import ndcg
-from ltr.models.dcnv2 import DCNV2, check_dcnv2_arch
-from ltr.models.tabular_backbones import (
-    FTTransformerScorer,
-    TabNetScorer,
-    check_ft_transformer_arch,
-    check_tabnet_arch,
-)
-from ltr.rankers.base import Capabilities, Ranker, ranker_inputs, ranking_target
+from ltr.models.dcnv2 import check_dcnv2_arch
+from ltr.models.tabular_backbones import check_ft_transformer_arch, check_tabnet_arch
+from ltr.rankers.base import Capabilities, Ranker
+from ltr.rankers.mmoe import EVAL_BATCH, MMoERanker
+from ltr.training.lists import ListData, ListDataset
+from ltr.training.module import LtrModule
 from ltr.training.stream import ListTensorStream
+from ltr.training.text_branch import FrozenTextTables
 from ltr.training.trainer import TRAINING_RANGES, fit_best
 
 STREAM_BUFFER = 4  # row groups whose lists are shuffled together when training streams
+LEGACY_DIMS = "dims.json"  # the layout before LtrModule: input widths + bare backbone
 
 
-def list_scores(backbone: nn.Module, numeric: torch.Tensor, categorical: torch.Tensor
-                ) -> torch.Tensor:
-    """``[B, L]`` scores: the backbone applied to every slot of ``[B, L, ...]`` inputs."""
-    b, l_ = numeric.shape[:2]
-    flat = backbone(numeric.reshape(b * l_, -1), categorical.reshape(b * l_, -1))
-    return flat.reshape(b, l_)
+def list_tensors(lists: ListData) -> dict[str, torch.Tensor]:
+    """The module's batch tensors of every list of ``lists`` (``[G, L, ...]``)."""
+    return ListDataset(lists).batch(slice(None))
 
 
-class _ScoreModule(pl.LightningModule):
-    def __init__(self, backbone: nn.Module, loss: str, lr: float, weight_decay: float) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.loss_fn = get_loss(loss, "model.params.loss")
-        self.lr, self.weight_decay = lr, weight_decay
-        self._val: list[float] = [0.0, 0.0]
-
-    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
-        return list_scores(self.backbone, numeric, categorical)
-
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        numeric, categorical, target = batch
-        valid = torch.isfinite(target)
-        loss = self.loss_fn(self(numeric, categorical), torch.nan_to_num(target), valid)
-        self.log("train/loss", loss, batch_size=numeric.shape[0])
-        return loss
-
-    def on_validation_epoch_start(self) -> None:
-        self._val = [0.0, 0.0]
-
-    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        numeric, categorical, target = batch
-        y = target.cpu().numpy()
-        valid = np.isfinite(y)
-        r = ndcg(self(numeric, categorical).float().cpu().numpy(), np.nan_to_num(y), valid,
-                 k=10)
-        self._val[0] += float(r.values[r.included].sum())
-        self._val[1] += float(r.included.sum())
-
-    def on_validation_epoch_end(self) -> None:
-        # sums and counts pooled over processes, then divided (one process: as they are)
-        pooled = torch.tensor(self._val, dtype=torch.float64)
-        if self._trainer is not None:
-            pooled = self.trainer.strategy.reduce(pooled, reduce_op="sum")
-        total, count = (float(v) for v in pooled)
-        # the same value on every process now, so sync_dist's mean leaves it as it is
-        self.log("val/ndcg@10", total / count if count else 0.0, sync_dist=True)
-
-    def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-
-
-def _inputs(lists: Any, data: Any, use_text: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    numeric, categorical = ranker_inputs(lists, data, use_text)
-    return (torch.from_numpy(np.ascontiguousarray(numeric, dtype=np.float32)),
-            torch.from_numpy(np.ascontiguousarray(categorical, dtype=np.int64)))
-
-
-def _tensors(lists: Any, data: Any, use_text: bool) -> tuple[torch.Tensor, ...]:
-    """Inputs and the training target (:func:`ranking_target`)."""
-    return (*_inputs(lists, data, use_text), torch.from_numpy(ranking_target(lists)))
-
-
-class NeuralRanker(Ranker):
-    """Base of the neural single-score rankers (see the module docstring).
+class NeuralRanker(MMoERanker):
+    """Base of the single-score rankers (see the module docstring).
 
     Parameters (constructor keywords, all saved): ``loss`` (default ``lambda_ndcg``),
     ``lr``, ``weight_decay``, ``max_epochs``, ``patience``, ``batch_size`` (lists),
-    ``use_text`` (append the query-product cosine), ``seed``, plus the backbone's own
-    ``arch`` dict.
+    ``use_text`` (append the query-product cosine), ``seed``, and ``arch``: the backbone's
+    own arguments, :attr:`ARCH` updated with the given keys (unknown keys and bad values
+    raise :class:`~ltr.errors.ConfigError` naming ``model.params.arch.<key>`` when the
+    ranker is constructed). The *complete* arch (defaults filled in) is what is saved, so
+    a saved ranker rebuilds the same network even if the defaults change later.
     """
 
     kind = "neural"
+    backbone: ClassVar[str] = ""  # a subclass's single-score backbone (registry.SCORERS)
     capabilities = Capabilities(text="optional", prunable="lightning", streams=True)
-    DEFAULTS: dict[str, Any] = {
+    output_names: ClassVar[tuple[str, ...]] = ("relevance",)  # type: ignore[assignment]
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "loss": "lambda_ndcg",  # ranking loss (docs/losses.md)
         "lr": 1e-3,  # AdamW learning rate
         "weight_decay": 1e-5,  # AdamW weight decay
@@ -141,114 +95,27 @@ class NeuralRanker(Ranker):
         "seed": 0,  # seeds weights and batches
         "arch": {},  # the backbone's own arguments (pytorch-tabular names)
     }
-
-    RANGES = {"lr": Range(gt=0), "weight_decay": Range(ge=0), **TRAINING_RANGES}
+    RANGES: ClassVar[dict[str, Range]] = {"lr": Range(gt=0), "weight_decay": Range(ge=0),
+                                          **TRAINING_RANGES}
+    ARCH: ClassVar[dict[str, Any]] = {}
+    ARCH_KEY: ClassVar[str] = "model.params.arch"
 
     def __init__(self, **params: Any) -> None:
         check_known_keys(params, self.DEFAULTS, "model.params", f"parameter for '{self.kind}'")
         check_ranges(params, self.RANGES, "model.params")
-        super().__init__(**{**self.DEFAULTS, **params})
+        # not MMoERanker.__init__: its parameters are LtrModule's, these rankers' are theirs
+        Ranker.__init__(self, **{**self.DEFAULTS, **params})
         get_loss(self.params["loss"], "model.params.loss")
-        self.backbone_: nn.Module | None = None
-        self.dims_: dict[str, Any] = {}
-        self.train_seconds_ = float("nan")
-        self.best_score_ = float("nan")  # validation NDCG@10 of the kept weights
-        # extra Lightning callbacks for the next fit (not saved), e.g. Optuna pruning
-        self.callbacks: list[pl.Callback] = []
-
-    def build_backbone(self, n_numeric: int, cardinalities: list[int],
-                       arch: dict[str, Any]) -> nn.Module:
-        """Return the backbone: ``forward(numeric [N, F], categorical [N, C]) -> [N]``."""
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ Ranker
-    def _fit(self, data: Any) -> None:
-        p = self.params
-        pl.seed_everything(p["seed"], verbose=False)
-        train = self._train_loader(data)
-        # validation ranks with row-order ties: put them in the neutral order first
-        valid = _tensors(data.valid.in_neutral_order(), data, p["use_text"])
-        self.dims_ = {"n_numeric": int(valid[0].shape[-1]),
-                      "cardinalities": list(data.preprocessor.cardinalities)}
-        self.backbone_ = self.build_backbone(self.dims_["n_numeric"],
-                                             self.dims_["cardinalities"], dict(p["arch"]))
-        module = _ScoreModule(self.backbone_, p["loss"], p["lr"], p["weight_decay"])
-        fit = fit_best(module, train_dataloaders=train,
-                       val_dataloaders=DataLoader(TensorDataset(*valid), batch_size=256),
-                       max_epochs=p["max_epochs"], patience=p["patience"],
-                       callbacks=self.callbacks)
-        self.train_seconds_ = fit.seconds
-        if not math.isnan(fit.best_score):
-            self.best_score_ = fit.best_score
-        self.backbone_.eval()
-
-    def _train_loader(self, data: Any) -> DataLoader:
-        """Shuffled batches of training lists: in memory (``data.train``), or streamed
-        from ``data.train_stream`` (see the module docstring)."""
-        p = self.params
-
-        def tensors(lists: Any) -> tuple[torch.Tensor, ...]:
-            return _tensors(lists, data, p["use_text"])
-
-        if getattr(data, "train", None) is not None:
-            return DataLoader(TensorDataset(*tensors(data.train)), batch_size=p["batch_size"],
-                              shuffle=True)
-        stream = getattr(data, "train_stream", None)
-        if stream is None:
-            raise DataValidationError("data.train", "there are no training lists, in memory "
-                                      "or streamed (data.stream_dir)")
-        return DataLoader(ListTensorStream(stream, tensors, STREAM_BUFFER),
-                          batch_size=p["batch_size"])
-
-    def _score(self, lists: Any, data: Any) -> np.ndarray:
-        numeric, categorical = _inputs(lists, data, self.params["use_text"])
-        out = []
-        with torch.inference_mode():  # the backbone is in eval mode since fit / load
-            for i in range(0, len(numeric), 256):
-                out.append(list_scores(self.backbone_, numeric[i:i + 256],
-                                       categorical[i:i + 256]).numpy())
-        return np.concatenate(out) if out else np.zeros(lists.mask.shape)
-
-    def _save_state(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        write_json(self.dims_, folder / "dims.json")
-        with atomic_path(folder / "weights.safetensors") as tmp:
-            # copies: tied weights (e.g. TabNet's shared GLU layers) share memory, which
-            # safetensors refuses; every key is still written and loads strictly
-            save_file({k: v.detach().clone(memory_format=torch.contiguous_format)
-                       for k, v in self.backbone_.state_dict().items()}, str(tmp))
-
-    def _load_state(self, folder: Path) -> None:
-        from safetensors.torch import load_file
-
-        self.dims_ = read_json(folder / "dims.json")
-        self.backbone_ = self.build_backbone(self.dims_["n_numeric"],
-                                             self.dims_["cardinalities"],
-                                             dict(self.params["arch"]))
-        self.backbone_.load_state_dict(load_file(str(folder / "weights.safetensors")))
-        self.backbone_.eval()
-
-
-# ---------------------------------------------------------------------- baselines
-class ArchRanker(NeuralRanker):
-    """A :class:`NeuralRanker` whose backbone is configured by an ``arch`` dict.
-
-    ``ARCH`` holds the defaults; the ``arch`` parameter overrides some of them. Unknown
-    keys and bad values raise :class:`~ltr.errors.ConfigError` naming
-    ``model.params.arch.<key>`` when the ranker is constructed. The *complete* arch
-    (defaults filled in) is what is saved, so a saved ranker rebuilds the same network
-    even if the defaults change later.
-    """
-
-    ARCH: ClassVar[dict[str, Any]] = {}
-    BACKBONE: ClassVar[type[nn.Module]] = nn.Module  # called as BACKBONE(F, cards, **arch)
-    ARCH_KEY: ClassVar[str] = "model.params.arch"
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
         self.params["arch"] = self.resolve_arch(self.params["arch"])
         self.check_arch(self.params["arch"])
+        self.callbacks: list[pl.Callback] = []  # for the next fit (not saved), e.g. pruning
+        self.module_: LtrModule | None = None
+        self.train_seconds_ = float("nan")
+        self.best_score_ = float("nan")  # validation NDCG@10 of the kept weights
+
+    @classmethod
+    def param_names(cls) -> set[str]:
+        return set(cls.DEFAULTS)
 
     @classmethod
     def resolve_arch(cls, arch: Any) -> dict[str, Any]:
@@ -266,13 +133,76 @@ class ArchRanker(NeuralRanker):
     def check_arch(self, arch: dict[str, Any]) -> None:
         """Validate a resolved arch (ConfigError naming the key)."""
 
-    def build_backbone(self, n_numeric: int, cardinalities: list[int],
-                       arch: dict[str, Any]) -> nn.Module:
-        return self.BACKBONE(n_numeric, cardinalities, **self.resolve_arch(arch),
-                             config_key=self.ARCH_KEY)
+    def _module_kwargs(self) -> dict[str, Any]:
+        """The :class:`LtrModule` arguments: the relevance task alone, this kind's
+        single-score backbone."""
+        p = self.params
+        return {"tasks": ["relevance"], "losses": {"relevance": p["loss"]},
+                "use_text": p["use_text"], "backbone": self.backbone,
+                "backbone_args": dict(p["arch"]), "lr": p["lr"],
+                "weight_decay": p["weight_decay"]}
+
+    def _module(self, n_numeric: int, cardinalities: list[int]) -> LtrModule:
+        return LtrModule(**self._module_kwargs(),
+                         feature_dims={"n_numeric": int(n_numeric),
+                                       "cardinalities": [int(c) for c in cardinalities]})
+
+    # ------------------------------------------------------------------ Ranker
+    def _fit(self, data: Any) -> None:
+        p = self.params
+        if "relevance" not in data.valid.labels:
+            raise ConfigError("model.tasks", "single-score rankers train on the 'relevance' "
+                              "labels; add the relevance task to the data")
+        if p["use_text"] and getattr(data, "query_embeddings", None) is None:
+            raise ConfigError("data.text", "this ranker uses text (use_text: true) but the "
+                              "data has no text embeddings")
+        pl.seed_everything(p["seed"], verbose=False)
+        train = self._train_loader(data)
+        module = self._module(data.preprocessor.numeric_width,
+                              data.preprocessor.cardinalities)
+        if p["use_text"]:
+            module.attach_text(FrozenTextTables(data.query_embeddings, data.product_embeddings))
+        fit = fit_best(module, train_dataloaders=train,
+                       val_dataloaders=DataLoader(ListDataset(data.valid),
+                                                  batch_size=EVAL_BATCH),
+                       max_epochs=p["max_epochs"], patience=p["patience"],
+                       callbacks=self.callbacks)
+        self.train_seconds_ = fit.seconds
+        if not math.isnan(fit.best_score):
+            self.best_score_ = fit.best_score
+        self.module_ = module.eval()
+
+    def _train_loader(self, data: Any) -> DataLoader:
+        """Shuffled batches of training lists: in memory (``data.train``), or streamed
+        from ``data.train_stream`` (see the module docstring)."""
+        batch_size = self.params["batch_size"]
+        if getattr(data, "train", None) is not None:
+            return DataLoader(ListDataset(data.train), batch_size=batch_size, shuffle=True)
+        stream = getattr(data, "train_stream", None)
+        if stream is None:
+            raise DataValidationError("data.train", "there are no training lists, in memory "
+                                      "or streamed (data.stream_dir)")
+        return DataLoader(ListTensorStream(stream, list_tensors, STREAM_BUFFER),
+                          batch_size=batch_size)
+
+    def _load_state(self, folder: Path) -> None:
+        """:meth:`MMoERanker._load_state`, or a folder of the layout before the module
+        (``dims.json``: the scorer's input widths, the cosine column included; the bare
+        scorer's weights)."""
+        if not (folder / LEGACY_DIMS).exists():
+            super()._load_state(folder)
+            return
+        from safetensors.torch import load_file
+
+        dims = read_json(folder / LEGACY_DIMS)
+        module = self._module(dims["n_numeric"] - bool(self.params["use_text"]),
+                              dims["cardinalities"])
+        module.scorer.load_state_dict(load_file(str(folder / "weights.safetensors")))
+        self.module_ = module.eval()
 
 
-class DCNV2Ranker(ArchRanker):
+# ---------------------------------------------------------------------- baselines
+class DCNV2Ranker(NeuralRanker):
     r"""DCN-V2 (:class:`ltr.models.dcnv2.DCNV2`) trained with ranking losses.
 
     ``arch`` defaults (``ARCH``):
@@ -285,8 +215,7 @@ class DCNV2Ranker(ArchRanker):
     * ``emb_dim`` = None, ``max_emb_dim`` = 16 — categorical embedding widths.
     """
 
-    kind = "dcnv2"
-    BACKBONE = DCNV2
+    kind = backbone = "dcnv2"
     ARCH: ClassVar[dict[str, Any]] = {"n_cross": 2, "rank": None, "deep": [32, 16],
                                       "structure": "stacked", "dropout": 0.0,
                                       "emb_dim": None, "max_emb_dim": 16}
@@ -295,7 +224,7 @@ class DCNV2Ranker(ArchRanker):
         check_dcnv2_arch(**arch, config_key=self.ARCH_KEY)
 
 
-class TabNetRanker(ArchRanker):
+class TabNetRanker(NeuralRanker):
     """TabNet (pytorch-tabular's ``TabNetBackbone``, see
     :class:`ltr.models.tabular_backbones.TabNetScorer`) trained with ranking losses.
 
@@ -307,8 +236,7 @@ class TabNetRanker(ArchRanker):
     ``max_emb_dim`` = 16 (categorical embedding widths).
     """
 
-    kind = "tabnet"
-    BACKBONE = TabNetScorer
+    kind = backbone = "tabnet"
     ARCH: ClassVar[dict[str, Any]] = {"n_d": 8, "n_a": 8, "n_steps": 3, "gamma": 1.3,
                                       "n_independent": 1, "n_shared": 1,
                                       "virtual_batch_size": 128, "mask_type": "sparsemax",
@@ -318,7 +246,7 @@ class TabNetRanker(ArchRanker):
         check_tabnet_arch(**arch, config_key=self.ARCH_KEY)
 
 
-class FTTransformerRanker(ArchRanker):
+class FTTransformerRanker(NeuralRanker):
     """FT-Transformer (pytorch-tabular's ``Embedding2dLayer`` + ``FTTransformerBackbone``,
     see :class:`ltr.models.tabular_backbones.FTTransformerScorer`) trained with ranking
     losses.
@@ -332,8 +260,7 @@ class FTTransformerRanker(ArchRanker):
     ``batch_norm_continuous_input`` = False.
     """
 
-    kind = "ft_transformer"
-    BACKBONE = FTTransformerScorer
+    kind = backbone = "ft_transformer"
     ARCH: ClassVar[dict[str, Any]] = {"input_embed_dim": 16, "num_heads": 2,
                                       "num_attn_blocks": 2, "ff_hidden_multiplier": 2,
                                       "transformer_activation": "GEGLU", "attn_dropout": 0.1,

@@ -1,8 +1,10 @@
-"""The Lightning module of the multi-task MMoE ranker.
+r"""The Lightning module of every neural ranker: multi-task (MMoE, PLE) and single-score
+(DCN-V2, TabNet, FT-Transformer).
 
-Inputs per list slot: the tabular encoding (numeric features + categorical embeddings,
-customer features included: personalisation) concatenated with text interaction features
-of the query and product embeddings (projected to ``text_proj`` dims). The MMoE
+**Multi-task backbones** (``model.backbone``: ``mmoe``, ``ple``). Inputs per list slot:
+the tabular encoding (numeric features + categorical embeddings, customer features
+included: personalisation) concatenated with text interaction features of the query and
+product embeddings (projected to ``text_proj`` dims). The MMoE
 (:mod:`ltr.models.mmoe`) gives one output per task; a *wide* term adds
 ``a_t * cos(q, p) + b_t`` to each task output, so the semantic match reaches every output
 directly. Each task has its own loss over the query group (:mod:`ltr.losses`), weighted
@@ -37,10 +39,31 @@ Metrics (:mod:`ltr.metrics`), logged per epoch:
   ``test/human_ndcg@10`` (and ``@5``, ``_linear``); on those of the queries trained on
   ``test/known_human_ndcg@10`` with ``test/known_labels_human_ndcg@10`` (the training
   labels themselves on the same pools).
+
+**Single-score backbones** (``model.backbone``: ``dcnv2``, ``tabnet``, ``ft_transformer``;
+:data:`ltr.models.registry.SCORERS`), the baselines of :mod:`ltr.rankers.neural`. The
+backbone is a row scorer :math:`f` with its own categorical embeddings; a batch of ``B``
+padded lists of ``L`` slots is flattened to ``B * L`` rows and scored
+
+.. math::
+    s_{bl} = f\big([\,x_{bl} \,;\, \cos(q_b, p_{bl})\,],\ c_{bl}\big),
+
+with :math:`x` the preprocessed numeric features, :math:`c` the categorical codes and
+the cosine of the frozen query and product embeddings appended only with ``use_text``.
+The one task is ``relevance``: its loss (``losses.relevance``, default ``lambda_ndcg``)
+compares the ``[B, L]`` scores with the derived relevance grade within each list, slots
+without a grade left out. No tabular encoder, text interaction, wide term, evidence or
+score selection: the ranking score is :math:`s`. In validation
+``val/ndcg@10`` is NDCG@10 of :math:`s` against the relevance grade over every
+validation list, pooled over processes:
+:math:`\sum_p \sum_{g \in G_p} \mathrm{NDCG@10}_g \,/\, \sum_p |G_p|` (each process
+sums over its lists :math:`G_p` and counts them; sums and counts are added, then divided);
+``val/mrr@10_<task>`` as for the multi-task backbones.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +80,7 @@ from ltr.losses.registry import get_loss
 from ltr.losses.weighting import FixedWeighting, UncertaintyWeighting
 from ltr.metrics import mrr, ndcg, neutral_order, reorder
 from ltr.models.blocks import TabularEncoder
-from ltr.models.registry import BACKBONES, build_backbone
+from ltr.models.registry import BACKBONES, SCORERS, build_backbone, build_scorer
 from ltr.text.interactions import cosine
 from ltr.training.lists import engagement_grade
 from ltr.training.score_selection import CASES, REFERENCES, select_weights
@@ -83,11 +106,26 @@ DEFAULT_LOSSES = {"click": "bce", "add_to_cart": "bce", "purchase": "bce",
                   "relevance": "lambda_ndcg"}
 
 
+def default_tasks(backbone: str) -> list[str]:
+    """The tasks of a backbone when ``model.tasks`` is not given: all four, or relevance
+    alone for a single-score backbone."""
+    return ["relevance"] if backbone in SCORERS else list(DEFAULT_LOSSES)
+
+# arguments only multi-task backbones read: a single-score backbone refuses other values
+# than the defaults (they would be ignored)
+MULTI_TASK_ONLY = ("score_weights", "interactions", "text_proj", "trainable_layers",
+                   "tuned_tower", "lce_weight", "lce_temperature", "distill", "n_experts",
+                   "bottom", "expert_hidden", "tower_hidden", "dropout", "position_tower",
+                   "score_selection", "score_outputs", "cosine_scale")
+
+
 class LtrModule(pl.LightningModule):
-    """Multi-task MMoE ranker over tabular and text features.
+    """Multi-task (MMoE, PLE) or single-score (DCN-V2, TabNet, FT-Transformer) ranker over
+    tabular and text features (see the module docstring).
 
     Args:
-        tasks: subset of click, add_to_cart, purchase, relevance.
+        tasks: subset of click, add_to_cart, purchase, relevance (a single-score
+            backbone: relevance only, the default there).
         losses: loss name per task (``bce``, ``mse``, ``softmax_ce``, ``listnet``,
             ``lambda_ndcg``); defaults: BCE for binary tasks, LambdaLoss for relevance.
         task_weighting: ``fixed`` (``task_weights``) or ``uncertainty`` (learned).
@@ -116,16 +154,20 @@ class LtrModule(pl.LightningModule):
             the training lists becomes ``alpha * label + (1 - alpha) * teacher``, the
             teacher being the model as it is then (its relevance output, mapped to the
             label scale by rank within the list).
-        backbone: a registered multi-task backbone (:mod:`ltr.models.registry`): ``mmoe``
-            (multi-gate mixture of experts) or ``ple`` (progressive layered extraction).
+        backbone: a registered backbone (:mod:`ltr.models.registry`): multi-task ``mmoe``
+            (multi-gate mixture of experts) or ``ple`` (progressive layered extraction), or
+            single-score ``dcnv2``, ``tabnet``, ``ft_transformer`` (which read only
+            ``tasks``, ``losses``, the task weighting, ``use_text``, ``backbone_args``,
+            ``lr`` and ``weight_decay``).
         backbone_args: the backbone's own arguments (PLE: ``n_shared``, ``n_task``,
-            ``levels``).
+            ``levels``; single-score: the ``arch`` keys of docs/rankers_neural.md).
         n_experts: the MMoE's experts (kept for configs written before backbones).
         bottom, expert_hidden, tower_hidden, dropout: the experts' shape.
         position_tower: additive position-bias tower on the click logit in training.
         lr, weight_decay: AdamW.
         feature_dims: filled in from the data module (numeric width, cardinalities,
-            text dim); do not set by hand.
+            text dim); do not set by hand. (A single-score backbone does not need the
+            text dim: it reads only the cosine.)
     """
 
     # numeric constraints of the arguments (ltr.checks), checked before anything is built
@@ -139,7 +181,13 @@ class LtrModule(pl.LightningModule):
         """The argument checks that need no data: ranges, task, loss, weighting and backbone
         names. ``ltr fit`` runs them before the data are prepared."""
         check_ranges(args, cls.RANGES, "model")
-        tasks = check_tasks(args.get("tasks") or list(DEFAULT_LOSSES), "model.tasks")
+        backbone = args.get("backbone", "mmoe")
+        if backbone not in BACKBONES and backbone not in SCORERS:
+            raise ConfigError("model.backbone", f"unknown backbone {backbone!r}; choose one "
+                              f"of {sorted(BACKBONES) + sorted(SCORERS)}")
+        tasks = check_tasks(args.get("tasks") or default_tasks(backbone), "model.tasks")
+        if backbone in SCORERS:
+            cls._check_single_score(args, backbone, tasks)
         losses = args.get("losses") or {}
         stray = set(losses) - set(tasks)
         if stray:
@@ -150,10 +198,21 @@ class LtrModule(pl.LightningModule):
         if weighting not in ("fixed", "uncertainty"):
             raise ConfigError("model.task_weighting",
                               f"must be 'fixed' or 'uncertainty', got {weighting!r}")
-        backbone = args.get("backbone", "mmoe")
-        if backbone not in BACKBONES:
-            raise ConfigError("model.backbone", f"unknown backbone {backbone!r}; choose one "
-                              f"of {sorted(BACKBONES)}")
+
+    @classmethod
+    def _check_single_score(cls, args: dict[str, Any], backbone: str, tasks: list[str]
+                            ) -> None:
+        """A single-score backbone trains the relevance task alone and reads none of
+        :data:`MULTI_TASK_ONLY` (each must keep its default)."""
+        if tasks != ["relevance"]:
+            raise ConfigError("model.tasks", f"the single-score backbone {backbone!r} trains "
+                              f"one score on the relevance task: set [relevance], got {tasks}")
+        defaults = inspect.signature(cls.__init__).parameters
+        for key in MULTI_TASK_ONLY:
+            if key in args and args[key] != defaults[key].default:
+                raise ConfigError(f"model.{key}", f"is not read by the single-score backbone "
+                                  f"{backbone!r} (multi-task backbones only); leave it out, "
+                                  f"got {args[key]!r}")
 
     def __init__(self, tasks: list[str] | None = None, losses: dict[str, str] | None = None,
                  task_weighting: str = "fixed", task_weights: dict[str, float] | None = None,
@@ -173,7 +232,7 @@ class LtrModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         # tasks, loss names and the weighting were checked by check_args
-        self.tasks = check_tasks(tasks or list(DEFAULT_LOSSES), "model.tasks")
+        self.tasks = check_tasks(tasks or default_tasks(backbone), "model.tasks")
         losses = {**{t: DEFAULT_LOSSES[t] for t in self.tasks}, **(losses or {})}
         self.loss_fns = {t: get_loss(losses[t], f"model.losses.{t}") for t in self.tasks}
         self.weighting: nn.Module = (
@@ -202,48 +261,21 @@ class LtrModule(pl.LightningModule):
                 raise ConfigError(f"model.feature_dims.{key}", "missing: the data module "
                                   "fills feature_dims; build the model through it")
         self.use_text = bool(use_text)
-        text_dim = int(dims.get("text_dim") or 0)
-        if self.use_text and not text_dim:
-            raise ConfigError("model.use_text", "is true but the data has no text "
-                              "embeddings (set data.text)")
-        self.tabular = TabularEncoder(int(dims["n_numeric"]), list(dims["cardinalities"]))
-        in_dim = self.tabular.out_dim
-        self.interaction = self.text_proj = None
-        if self.use_text:
-            from ltr.text import InteractionFeatures
-
-            self.interaction = InteractionFeatures(interactions or ["cosine", "product",
-                                                                   "abs_diff"],
-                                                   text_dim, "model.interactions")
-            width = self.interaction.output_dim
-            if text_proj:
-                self.text_proj = nn.Sequential(nn.Linear(width, text_proj), nn.ReLU())
-                width = text_proj
-            in_dim += width
-        args = dict(backbone_args or {})
-        if backbone == "mmoe":
-            args.setdefault("n_experts", n_experts)
-        self.experts: nn.Module = build_backbone(
-            backbone, in_dim, self.tasks, args, bottom=bottom if bottom is not None else [128],
-            expert_hidden=expert_hidden, tower_hidden=tower_hidden, dropout=dropout,
-            position_tower=position_tower)
-        # wide path: each task output also gets a learned multiple of the raw cosine, so
-        # the semantic match reaches the outputs directly, not only through the experts
-        self.text_wide = None
-        if self.use_text:
-            self.text_wide = nn.Linear(1, len(self.tasks))
-            nn.init.constant_(self.text_wide.weight, float(cosine_scale))
-            nn.init.zeros_(self.text_wide.bias)
-        for tower in self.experts.towers.values():  # residual: outputs start at the wide term
-            nn.init.zeros_(tower[-1].weight)
-            nn.init.zeros_(tower[-1].bias)
-        self.evidence = {k: dict(v) for k, v in (dims.get("evidence") or {}).items()}
-        self.lexical_weight = float(dims.get("lexical_weight") or 0.0)
-        hybrid = self.use_text and "coverage" in self.evidence
-        self.output_names = (["cosine"] if self.use_text else []) + \
-            (["text_similarity"] if hybrid else []) + \
-            (["tuned_cosine"] if self.use_text and trainable_layers else []) + \
-            list(self.evidence) + list(self.tasks)
+        self.single_score = backbone in SCORERS
+        self.tabular: TabularEncoder | None = None
+        self.interaction: nn.Module | None = None
+        self.text_proj: nn.Module | None = None
+        self.experts: nn.Module | None = None
+        self.text_wide: nn.Linear | None = None
+        self.scorer: nn.Module | None = None
+        self.evidence: dict[str, dict[str, Any]] = {}
+        self.lexical_weight = 0.0
+        if self.single_score:  # with text, the cosine is one more numeric column
+            self.scorer = build_scorer(backbone, int(dims["n_numeric"]) + self.use_text,
+                                       dims["cardinalities"], backbone_args)
+            self.output_names = list(self.tasks)
+        else:
+            self._build_multi_task(dims)
         start = torch.tensor([self.score_weights.get(n, 0.0) for n in self.output_names],
                              dtype=torch.float32)
         for case in CASES:
@@ -264,6 +296,52 @@ class LtrModule(pl.LightningModule):
         self._labels_before_distill: np.ndarray | None = None
         self._sums: dict[str, list[float]] = {}
         self._val_parts: list[dict[str, np.ndarray]] = []
+
+    def _build_multi_task(self, dims: dict[str, Any]) -> None:
+        """The tabular encoder, text interaction features, backbone and wide term of a
+        multi-task backbone, and the outputs its ranking score may mix."""
+        hp = self.hparams
+        text_dim = int(dims.get("text_dim") or 0)
+        if self.use_text and not text_dim:
+            raise ConfigError("model.use_text", "is true but the data has no text "
+                              "embeddings (set data.text)")
+        self.tabular = TabularEncoder(int(dims["n_numeric"]), list(dims["cardinalities"]))
+        in_dim = self.tabular.out_dim
+        if self.use_text:
+            from ltr.text import InteractionFeatures
+
+            self.interaction = InteractionFeatures(hp.interactions or ["cosine", "product",
+                                                                      "abs_diff"],
+                                                   text_dim, "model.interactions")
+            width = self.interaction.output_dim
+            if hp.text_proj:
+                self.text_proj = nn.Sequential(nn.Linear(width, hp.text_proj), nn.ReLU())
+                width = hp.text_proj
+            in_dim += width
+        args = dict(hp.backbone_args or {})
+        if hp.backbone == "mmoe":
+            args.setdefault("n_experts", hp.n_experts)
+        self.experts = build_backbone(
+            hp.backbone, in_dim, self.tasks, args,
+            bottom=hp.bottom if hp.bottom is not None else [128],
+            expert_hidden=hp.expert_hidden, tower_hidden=hp.tower_hidden, dropout=hp.dropout,
+            position_tower=hp.position_tower)
+        # wide path: each task output also gets a learned multiple of the raw cosine, so
+        # the semantic match reaches the outputs directly, not only through the experts
+        if self.use_text:
+            self.text_wide = nn.Linear(1, len(self.tasks))
+            nn.init.constant_(self.text_wide.weight, float(hp.cosine_scale))
+            nn.init.zeros_(self.text_wide.bias)
+        for tower in self.experts.towers.values():  # residual: outputs start at the wide term
+            nn.init.zeros_(tower[-1].weight)
+            nn.init.zeros_(tower[-1].bias)
+        self.evidence = {k: dict(v) for k, v in (dims.get("evidence") or {}).items()}
+        self.lexical_weight = float(dims.get("lexical_weight") or 0.0)
+        hybrid = self.use_text and "coverage" in self.evidence
+        self.output_names = (["cosine"] if self.use_text else []) + \
+            (["text_similarity"] if hybrid else []) + \
+            (["tuned_cosine"] if self.use_text and hp.trainable_layers else []) + \
+            list(self.evidence) + list(self.tasks)
 
     # ------------------------------------------------------------------ text
     def attach_text(self, frozen: nn.Module, tuned: nn.Module | None = None) -> None:
@@ -411,7 +489,9 @@ class LtrModule(pl.LightningModule):
                       vectors: tuple[torch.Tensor, ...] | None = None
                       ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]:
         """Task outputs and ``(zero-shot cosine, the model's cosine)`` (None without
-        text)."""
+        text, and for a single-score backbone)."""
+        if self.scorer is not None:
+            return {self.tasks[0]: self._single_scores(batch, vectors)}, None
         x = self.tabular(batch["numeric"], batch["categorical"])
         if self.use_text:
             q0, p0, q, p = vectors if vectors is not None else self.text_vectors(batch)
@@ -425,6 +505,21 @@ class LtrModule(pl.LightningModule):
             return ({task: out[task] + wide[..., i] for i, task in enumerate(self.tasks)},
                     (zero_shot, tuned))
         return self.experts(x, batch.get("position")), None
+
+    def _single_scores(self, batch: dict[str, torch.Tensor],
+                       vectors: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+        r"""``[B, L]`` scores of a single-score backbone: the ``B * L`` slots as rows,
+        :math:`s_{bl} = f([x_{bl} ; \cos(q_b, p_{bl})], c_{bl})` (the cosine of the frozen
+        embeddings, with text only)."""
+        numeric = batch["numeric"]
+        if self.use_text:
+            q0, p0, _, _ = vectors if vectors is not None else self.text_vectors(batch)
+            cos = cosine(q0.unsqueeze(1).expand_as(p0), p0)
+            numeric = torch.cat([numeric, cos.unsqueeze(-1).to(numeric.dtype)], dim=-1)
+        b, l_ = numeric.shape[:2]
+        flat = self.scorer(numeric.reshape(b * l_, -1),
+                           batch["categorical"].reshape(b * l_, -1))
+        return flat.reshape(b, l_)
 
     def _stack(self, outputs: dict[str, torch.Tensor], evidence: dict[str, torch.Tensor]
                ) -> torch.Tensor:
@@ -534,14 +629,17 @@ class LtrModule(pl.LightningModule):
                 if not pools or "human_" in metric:  # pools: the human-grade metrics
                     self._accumulate(name + metric, r.values, r.included)
             return
-        target, known = self._target(batch, mask)
-        valid = mask & known
-        stacked = self._stack(out, evidence).detach().float().cpu().numpy()
-        stacked = reorder(order, stacked)[0]
-        self._val_parts.append({
-            "outputs": stacked, "target": target, "valid": valid,
-            "warm": np.zeros(len(mask), bool) if warm is None else
-            warm.cpu().numpy().astype(bool)})
+        if self.single_score:  # the one score against the grade it trains on, pooled
+            rel = batch["y_relevance"].cpu().numpy()
+            r = ndcg(score, np.nan_to_num(rel), mask & np.isfinite(rel), k=10)
+            self._accumulate(f"{prefix}/ndcg@10", r.values, r.included)
+        else:  # kept for the score's selection at the end of the epoch
+            target, known = self._target(batch, mask)
+            stacked = self._stack(out, evidence).detach().float().cpu().numpy()
+            self._val_parts.append({
+                "outputs": reorder(order, stacked)[0], "target": target,
+                "valid": mask & known, "warm": np.zeros(len(mask), bool) if warm is None
+                else warm.cpu().numpy().astype(bool)})
         for task in BINARY_TASKS:
             key = f"y_{task}"
             if key in batch:
@@ -717,7 +815,8 @@ class LtrModule(pl.LightningModule):
         self._evaluate_batch(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
-        self._select_and_score()
+        if not self.single_score:  # one output: nothing to select
+            self._select_and_score()
         self._flush()
 
     def on_test_epoch_start(self) -> None:

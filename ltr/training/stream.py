@@ -185,13 +185,12 @@ class ListTensorStream(IterableDataset):
     ``to_tensors`` maps one row group's :class:`ListData` to named ``[G, ...]`` tensors
     (e.g. :class:`ListDataset`'s batch of every list); each item is one list's slice, a
     dict of ``[L, ...]`` tensors, so a DataLoader's default collate stacks them into
-    batches. One pass over the file per
-    epoch: row groups in a random order, ``buffer`` row groups read at a time and their
-    lists shuffled together. Memory holds ``buffer`` row groups. The order is drawn from
-    torch's random generator (seeded by ``lightning.seed_everything`` like a shuffling
-    DataLoader), so it differs every epoch and is reproducible. DataLoader workers and DDP
-    ranks split the row groups, and yield equal shares, as :class:`ParquetListStream`
-    does.
+    batches. One pass over the file per epoch: row groups in a random order, ``buffer``
+    row groups read at a time and their lists shuffled together. Memory holds ``buffer``
+    row groups. The order is drawn from torch's random generator (seeded by
+    ``lightning.seed_everything`` like a shuffling DataLoader), so it differs every epoch
+    and is reproducible. DataLoader workers and DDP ranks split the row groups, and yield
+    equal shares, as :class:`ParquetListStream` does.
     """
 
     def __init__(self, stream: ParquetListStream,

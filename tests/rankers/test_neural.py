@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,10 +10,12 @@ import pytest
 import torch
 
 from ltr.errors import ConfigError
+from ltr.io import write_json
 from ltr.metrics import ndcg
 from ltr.models.dcnv2 import DCNV2, CrossLayer, CrossNetwork
-from ltr.rankers.base import load_ranker, make_ranker
+from ltr.rankers.base import load_ranker, make_ranker, ranker_inputs
 from ltr.training.lists import ListData
+from ltr.training.module import LtrModule
 
 L, F = 10, 3
 CARDS = [6, 5]  # codes 0 missing, 1 unknown, vocabulary from 2
@@ -26,8 +29,6 @@ FAST = {
                                             "ff_dropout": 0.0, "add_norm_dropout": 0.0}},
 }
 NAMES = list(FAST)
-
-
 
 
 def make_lists(n: int, rng: np.random.Generator, width: int = L) -> ListData:
@@ -130,6 +131,69 @@ def test_padding_invariance(name, data, fitted):
     assert np.isnan(wide_scores[:, L:]).all()
     np.testing.assert_allclose(wide_scores[:, :L][lists.mask], narrow_scores[lists.mask],
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_trains_through_the_lightning_module(name, fitted, tmp_path):
+    """One training stack: the ranker's model is an LtrModule with this kind's
+    single-score backbone, saved as the MMoE's are (module.json + weights)."""
+    ranker = fitted(name)
+    module = ranker.module_
+    assert isinstance(module, LtrModule) and module.single_score
+    assert module.hparams.backbone == name and module.tasks == ["relevance"]
+    assert module.hparams.backbone_args == ranker.params["arch"]
+    assert module.hparams.losses == {"relevance": "lambda_ndcg"}
+    assert ranker.output_names == ("relevance",)
+    folder = ranker.save(tmp_path / name)
+    assert (folder / "module.json").exists() and not (folder / "dims.json").exists()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_folders_of_the_earlier_layout_still_load(name, data, fitted, tmp_path):
+    """Folders written before the single-score rankers trained through LtrModule
+    (``dims.json`` + the bare backbone's weights, e.g. inside exported packages) load and
+    score the same."""
+    from safetensors.torch import save_file
+
+    ranker = fitted(name)
+    folder = ranker.save(tmp_path / name)
+    (folder / "module.json").unlink()
+    write_json({"n_numeric": F, "cardinalities": CARDS}, folder / "dims.json")
+    save_file({k: v.clone() for k, v in ranker.module_.scorer.state_dict().items()},
+              str(folder / "weights.safetensors"))
+    back = load_ranker(folder)
+    np.testing.assert_array_equal(back.score(data.test, data), ranker.score(data.test, data))
+
+
+def test_with_text_the_cosine_is_one_more_numeric_column(data):
+    """``use_text``: the backbone sees :func:`ranker_inputs` (the query-product cosine
+    appended to the numeric features), in training and scoring."""
+    rng = np.random.default_rng(3)
+
+    def with_products(lists: ListData) -> ListData:
+        return dataclasses.replace(lists, product_text=np.where(
+            lists.mask, rng.integers(0, 20, lists.mask.shape), 0))
+
+    text = SimpleNamespace(**{
+        **vars(data), "train": with_products(data.train), "valid": with_products(data.valid),
+        "test": with_products(data.test),
+        "query_embeddings": rng.normal(size=(1, 8)).astype(np.float32),
+        "product_embeddings": rng.normal(size=(20, 8)).astype(np.float32)})
+    ranker = make_ranker("dcnv2", {"max_epochs": 2, "batch_size": 16, **FAST["dcnv2"]})
+    ranker.fit(text)
+    assert ranker.params["use_text"] and ranker.reads_embeddings
+    numeric, categorical = ranker_inputs(text.test, text, True)
+    assert numeric.shape[-1] == F + 1
+    g, width = text.test.mask.shape
+    with torch.no_grad():
+        rows = ranker.module_.scorer(torch.from_numpy(numeric.reshape(g * width, -1)),
+                                     torch.from_numpy(categorical.reshape(g * width, -1)))
+    scores = ranker.score(text.test, text)
+    m = text.test.mask
+    np.testing.assert_allclose(scores[m], rows.numpy().reshape(g, width)[m], rtol=1e-5,
+                               atol=1e-5)
+    with pytest.raises(ConfigError, match="no text embeddings"):
+        ranker.score(text.test, data)
 
 
 # ---------------------------------------------------------------------- DCN-V2 module

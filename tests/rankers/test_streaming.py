@@ -15,7 +15,7 @@ import torch
 
 from ltr.metrics import ndcg
 from ltr.rankers.base import capabilities, load_ranker, make_ranker
-from ltr.rankers.neural import _ScoreModule, _tensors
+from ltr.rankers.neural import list_tensors
 from ltr.training.prepare import prepare
 from ltr.training.stream import ListTensorStream, ParquetListStream, write_list_rows
 from tests.training.test_prepare import FEATURES, TASKS
@@ -65,22 +65,26 @@ def test_tensor_stream_gives_every_list_once_per_epoch(data):
     mem, streamed = data.mem, data.streamed
     row = {k: i for i, k in enumerate(mem.train.keys.tolist())}  # list key -> in-memory row
 
-    def to_tensors(lists):  # the ranker's tensors and each list's in-memory row
-        return (*_tensors(lists, streamed, False),
-                torch.tensor([row[k] for k in lists.keys.tolist()]))
+    def to_tensors(lists):  # the module's batch tensors and each list's in-memory row
+        return {**list_tensors(lists), "row": torch.tensor([row[k] for k in
+                                                            lists.keys.tolist()])}
 
     torch.manual_seed(0)
     ds = ListTensorStream(streamed.train_stream, to_tensors, buffer=2)
     epoch1, epoch2 = list(ds), list(ds)
-    order1 = [int(item[3]) for item in epoch1]
-    order2 = [int(item[3]) for item in epoch2]
+    order1 = [int(item["row"]) for item in epoch1]
+    order2 = [int(item["row"]) for item in epoch2]
     assert sorted(order1) == sorted(order2) == list(range(len(mem.train)))
     assert order1 != order2
-    want = _tensors(mem.train, mem, False)
-    for numeric, categorical, target, i in epoch1:
-        np.testing.assert_allclose(numeric.numpy(), want[0][i].numpy(), rtol=1e-6)
-        np.testing.assert_array_equal(categorical.numpy(), want[1][i].numpy())
-        np.testing.assert_array_equal(target.numpy(), want[2][i].numpy())
+    want = list_tensors(mem.train)
+    assert set(epoch1[0]) == {*want, "row"}
+    for item in epoch1:
+        i = int(item["row"])
+        for key, value in want.items():
+            if value.dtype.is_floating_point:
+                np.testing.assert_allclose(item[key].numpy(), value[i].numpy(), rtol=1e-6)
+            else:
+                np.testing.assert_array_equal(item[key].numpy(), value[i].numpy())
 
 
 def test_xgboost_streamed_matches_in_memory(data, tmp_path, monkeypatch):
@@ -143,22 +147,35 @@ def test_neural_ranker_trains_from_stream(name, data, tmp_path):
 
 
 def test_validation_ndcg_pools_sums_over_processes(monkeypatch):
-    """Validation NDCG@10 of the single-score rankers: sums and counts added over
-    processes, then divided — not the mean of each process's mean."""
-    module = _ScoreModule(torch.nn.Linear(1, 1), "lambda_ndcg", 1e-3, 0.0)
-    other = torch.tensor([9.0, 10.0], dtype=torch.float64)  # another process: 10 lists
+    """Validation NDCG@10 of the single-score rankers (``LtrModule`` with a single-score
+    backbone): sums and counts added over processes, then divided — not the mean of each
+    process's mean."""
+    from ltr.training.module import LtrModule
+
+    module = LtrModule(backbone="dcnv2", use_text=False,
+                       feature_dims={"n_numeric": 1, "cardinalities": []})
+    # score = the numeric feature
+    monkeypatch.setattr(module.scorer, "forward", lambda numeric, categorical: numeric[:, 0])
+    other = torch.tensor([[9.0, 10.0]], dtype=torch.float64)  # another process: 10 lists
 
     class Strategy:
         def reduce(self, tensor, reduce_op="mean"):
             assert reduce_op == "sum"
-            return tensor + other
+            return tensor + other.to(tensor.dtype)
 
-    module._trainer = SimpleNamespace(strategy=Strategy())
+    module._trainer = SimpleNamespace(strategy=Strategy(), world_size=2, sanity_checking=False)
     logged = {}
     monkeypatch.setattr(module, "log", lambda name, value, **kw: logged.update({name: value}))
-    module._val = [0.5, 1.0]  # this process: 1 list at 0.5
+    # this process: 1 list, the better item scored lower: NDCG@10 = (1/log2(3)) / 1
+    batch = {"numeric": torch.tensor([[[0.0], [1.0]]]),
+             "categorical": torch.zeros((1, 2, 0), dtype=torch.int64),
+             "mask": torch.tensor([[True, True]]), "tie_key": torch.tensor([[1, 2]]),
+             "y_relevance": torch.tensor([[1.0, 0.0]])}
+    module.on_validation_epoch_start()
+    module.validation_step(batch, 0)
     module.on_validation_epoch_end()
-    assert logged["val/ndcg@10"] == pytest.approx(9.5 / 11)  # not (0.5 + 0.9) / 2
+    own = 1 / np.log2(3)
+    assert logged["val/ndcg@10"] == pytest.approx((own + 9.0) / 11)  # not (own + .9) / 2
 
 
 def test_multi_task_metrics_pool_sums_over_processes(monkeypatch):

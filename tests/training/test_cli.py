@@ -161,3 +161,27 @@ def test_ple_config_trains_through_ltr_fit(tmp_path, tiny_log_dir, capsys):
     assert ltr(["fit", "--config", str(cfg)]) == 0
     state = torch.load(tmp_path / "ckpt" / "best.ckpt", weights_only=False)["state_dict"]
     assert any(".levels.1." in k for k in state)
+
+
+def test_single_score_backbone_trains_through_ltr_fit_on_two_processes(tmp_path,
+                                                                        tiny_log_dir):
+    """The single-score baselines' backbones are LtrModule backbones too: `ltr fit` trains
+    DCN-V2 on the relevance task, here under DDP (two gloo processes pool their validation
+    NDCG@10 sums), and checkpoints it."""
+    path = write_config(tmp_path, tiny_log_dir, None)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["model"] = {"tasks": ["relevance"], "use_text": False, "backbone": "dcnv2",
+                    "backbone_args": {"deep": [8], "n_cross": 1}}
+    cfg["trainer"]["callbacks"] = cfg["trainer"]["callbacks"][:1]  # the checkpoint
+    path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "ltr.cli", "fit", "--config", str(path),
+                           "--trainer.strategy", "ddp", "--trainer.devices", "2"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "distributed_backend=gloo" in proc.stderr + proc.stdout
+    ckpt = torch.load(tmp_path / "ckpt" / "best.ckpt", weights_only=False)
+    assert ckpt["hyper_parameters"]["backbone"] == "dcnv2"
+    assert any(k.startswith("scorer.cross.") for k in ckpt["state_dict"])
+    metrics = pd.read_csv(next((tmp_path / "run").rglob("metrics.csv")))
+    assert metrics["val/ndcg@10"].between(0, 1).any()

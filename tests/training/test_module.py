@@ -143,3 +143,47 @@ def test_weights_saved_before_the_backbone_rename_still_load(dm):
     new.load_state_dict(legacy, strict=True)
     for k, v in old.state_dict().items():
         torch.testing.assert_close(new.state_dict()[k], v)
+
+
+# ---------------------------------------------------------------------- single-score
+def test_single_score_backbone_scores_each_slot_with_the_cosine_column(dm):
+    """A single-score backbone (DCN-V2 here) scores every slot as one row, the frozen
+    cosine appended to the numeric features; the ranking score is that score."""
+    torch.manual_seed(0)
+    dims = dm.feature_dims
+    m = LtrModule(backbone="dcnv2", backbone_args={"deep": [8]}, feature_dims=dims).eval()
+    assert m.tasks == ["relevance"] and m.output_names == ["relevance"]
+    assert m.tabular is None and m.experts is None and m.text_wide is None
+    lists = dm.prepared.pools
+    batch = _batch(dm, lists)
+    with torch.no_grad():
+        out = m.predict_scores(batch)
+        q = batch["query_vec"][:, None].expand_as(batch["product_vec"])
+        cos = torch.nn.functional.cosine_similarity(q, batch["product_vec"], dim=-1)
+        numeric = torch.cat([batch["numeric"], cos[..., None]], dim=-1)
+        g, width = lists.mask.shape
+        rows = m.scorer(numeric.reshape(g * width, -1),
+                        batch["categorical"].reshape(g * width, -1)).reshape(g, width)
+    torch.testing.assert_close(out["relevance"], rows, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["score"], out["relevance"])
+    assert not m.outputs(batch)[1]  # no evidence outputs
+
+
+def test_single_score_backbone_refuses_what_it_would_ignore(dm):
+    dims = dm.feature_dims
+    with pytest.raises(ConfigError, match="relevance") as err:
+        LtrModule(backbone="tabnet", tasks=["click", "relevance"], feature_dims=dims)
+    assert err.value.key == "model.tasks"
+    for key, value in (("text_proj", 8), ("position_tower", False), ("n_experts", 2),
+                       ("score_selection", "fixed"), ("distill", {"rounds": 1})):
+        with pytest.raises(ConfigError, match="single-score backbone 'dcnv2'") as err:
+            LtrModule.check_args({"backbone": "dcnv2", key: value})
+        assert err.value.key == f"model.{key}"
+    with pytest.raises(ConfigError, match="ft_transformer") as err:  # every kind is named
+        LtrModule.check_args({"backbone": "dcnv3"})
+    assert err.value.key == "model.backbone"
+    # the text dimension is not needed: the scorer reads only the cosine
+    m = LtrModule(backbone="dcnv2", use_text=False,
+                  feature_dims={"n_numeric": dims["n_numeric"],
+                                "cardinalities": dims["cardinalities"]})
+    assert m.scorer.encoder.n_numeric == dims["n_numeric"]
