@@ -92,16 +92,21 @@ class DuckDBEngine(SqlEngine):
         import duckdb
 
         super().__init__()
-        self.con = duckdb.connect()
+        self._tmp = None if temp_directory else tempfile.TemporaryDirectory(prefix="ltr-spill-")
+        spill = temp_directory or self._tmp.name  # type: ignore[union-attr]
+        # a database file, not an in-memory one: tables the steps materialise (training
+        # lists sorted by rank) then live on disk behind the buffer manager, so that
+        # memory_limit bounds them too
+        self._db = Path(spill) / f"ltr-{os.getpid()}-{id(self)}.duckdb"
+        self.con = duckdb.connect(str(self._db))
         limit = str(memory_limit or DEFAULT_MEMORY_LIMIT)
         try:
             self.con.execute(f"SET memory_limit = '{limit}'")
         except duckdb.Error as exc:
             raise ConfigError("memory_limit", f"must be a size such as '2GB' or '500MB', "
                               f"got {limit!r} ({exc})") from exc
-        self._tmp = None if temp_directory else tempfile.TemporaryDirectory(prefix="ltr-spill-")
-        spill = temp_directory or self._tmp.name  # type: ignore[union-attr]
         self.con.execute(f"SET temp_directory = '{_quote(spill)}'")
+        self.con.execute("SET preserve_insertion_order = false")  # every order is explicit
         self.con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
 
     def register_file(self, view: str, path: str) -> None:
@@ -143,6 +148,8 @@ class DuckDBEngine(SqlEngine):
 
     def close(self) -> None:
         self.con.close()
+        for path in (self._db, Path(f"{self._db}.wal")):
+            path.unlink(missing_ok=True)
         if self._tmp is not None:
             self._tmp.cleanup()
 
