@@ -16,8 +16,13 @@ Steps, all in this one run:
    for one epoch and saved as a ranker folder (with its ``pipeline/``).
 4. One warm-up export (it encodes the catalog products training never saw into the text
    cache; its time is printed as ``first export``), then each way of exporting in a fresh
-   process, started from another working directory, timed by wall clock with its peak
-   RSS read from ``wait4``.
+   process, started from another working directory, timed by wall clock (and CPU time,
+   steadier on a shared machine) with its peak RSS read from ``wait4``: the largest
+   resident set of the process and of any child it waited for (export starts none, so
+   this is its whole footprint). The default export runs ``--repeat`` times: the median
+   time and the largest peak are reported, with the range.
+
+    python scripts/bench_export.py --repeat 5 --no-config   # only the default export
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,15 +61,30 @@ def build_catalog(out: Path, copies: int) -> Path:
     return path
 
 
-def run(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
-    """``(seconds, peak RSS in GiB)`` of one child process; raises when it fails."""
+def run(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float]:
+    """``(seconds, peak RSS in GiB, CPU seconds)`` of one child process; raises when it
+    fails."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed ({os.waitstatus_to_exitcode(status)}): {' '.join(cmd)}")
-    return seconds, usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+    # ru_maxrss is in KiB on Linux
+    return seconds, usage.ru_maxrss / 2**20, usage.ru_utime + usage.ru_stime
+
+
+def row(name: str, runs: list[tuple[float, float, float]]) -> str:
+    """A table row: median seconds and CPU seconds, largest peak (GiB and GB), with the
+    range when there are several runs."""
+    secs = statistics.median(r[0] for r in runs)
+    cpu = statistics.median(r[2] for r in runs)
+    peak = max(r[1] for r in runs)
+    spread = "1" if len(runs) == 1 else (
+        f"{len(runs)}: {min(r[0] for r in runs):.1f}-{max(r[0] for r in runs):.1f} s, "
+        f"{min(r[1] for r in runs):.3f}-{peak:.3f} GiB")
+    return (f"| {name} | {secs:.1f} | {cpu:.1f} | {peak:.2f} ({peak * 2**30 / 1e9:.2f} GB) "
+            f"| {spread} |")
 
 
 def main() -> None:
@@ -72,13 +93,17 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1500)
     parser.add_argument("--sessions", type=int, default=40000)
     parser.add_argument("--work", default=str(ROOT / "runs" / "bench_export"))
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of the default export (median time, largest peak)")
+    parser.add_argument("--no-config", action="store_true",
+                        help="leave out the export that prepares the data again")
     args = parser.parse_args()
     work = Path(args.work).resolve()
     ltr = [sys.executable, "-m", "ltr.cli"]
     log_dir = work / f"log_{args.copies}x_{args.queries}_{args.sessions}"
     if not (log_dir / "impressions.parquet").exists():
         catalog = build_catalog(work / f"catalog_{args.copies}x", args.copies)
-        t, rss = run([*ltr, "--quiet", "simulate", "--catalog", str(catalog),
+        t, rss, _ = run([*ltr, "--quiet", "simulate", "--catalog", str(catalog),
                       "--synthetic-queries", str(args.queries), "--text-model", "none",
                       "--set", f"n_sessions={args.sessions}", "--out", str(log_dir)])
         print(f"simulated the log in {t:.0f}s", flush=True)
@@ -97,29 +122,31 @@ def main() -> None:
                 "from ltr.rankers.base import make_ranker; "
                 "d = LtrDataModule(**yaml.safe_load(open(sys.argv[1]))['data']).prepared; "
                 "make_ranker('mmoe', {'max_epochs': 1}).fit(d).save(sys.argv[2])")
-        t, rss = run([sys.executable, "-c", code, str(config), str(model)])
+        t, rss, _ = run([sys.executable, "-c", code, str(config), str(model)])
         print(f"prepared and fitted the MMoE in {t:.0f}s (peak {rss:.1f} GiB)", flush=True)
 
     elsewhere = Path(tempfile.mkdtemp(prefix="ltr-export-cwd-"))  # not the project folder
     out = work / "package"
     first = run([*ltr, "--quiet", "export", "--checkpoint", str(model), "--out", str(out),
                  "--overwrite"], cwd=elsewhere)
-    pipeline = run([*ltr, "--quiet", "export", "--checkpoint", str(model), "--out", str(out),
-                    "--overwrite"], cwd=elsewhere)
-    again = run([*ltr, "--quiet", "export", "--checkpoint", str(model), "--out", str(out),
-                 "--overwrite", "--config", str(config)], cwd=elsewhere)
+    pipeline = [run([*ltr, "--quiet", "export", "--checkpoint", str(model), "--out",
+                     str(out), "--overwrite"], cwd=elsewhere)
+                for _ in range(max(1, args.repeat))]
+    again = None if args.no_config else run(
+        [*ltr, "--quiet", "export", "--checkpoint", str(model), "--out", str(out),
+         "--overwrite", "--config", str(config)], cwd=elsewhere)
     shutil.rmtree(elsewhere, ignore_errors=True)
     print(f"\ncatalog {n_products:,} products, log {n_impressions:,} impressions "
           f"({args.queries} synthetic queries, {args.sessions:,} sessions); MMoE with text")
-    print("| export | seconds | peak RSS (GiB) |")
-    print("|---|---|---|")
-    print(f"| first export (encodes the catalog products training never saw) | "
-          f"{first[0]:.1f} | {first[1]:.2f} |")
-    print(f"| from the fitted pipeline (default) | {pipeline[0]:.1f} | {pipeline[1]:.2f} |")
-    print(f"| preparing the data again (`--config`, as before) | {again[0]:.1f} | "
-          f"{again[1]:.2f} |")
-    print(f"ratio (prepare again / pipeline): time {again[0] / pipeline[0]:.1f}x, "
-          f"memory {again[1] / pipeline[1]:.1f}x")
+    print("| export | seconds | CPU seconds | peak RSS GiB (GB) | runs |")
+    print("|---|---|---|---|---|")
+    print(row("first export (encodes the catalog products training never saw)", [first]))
+    print(row("from the fitted pipeline (default)", pipeline))
+    if again is not None:
+        print(row("preparing the data again (`--config`, as before)", [again]))
+        secs, peak = statistics.median(r[0] for r in pipeline), max(r[1] for r in pipeline)
+        print(f"ratio (prepare again / pipeline): time {again[0] / secs:.1f}x, "
+              f"memory {again[1] / peak:.1f}x")
 
 
 if __name__ == "__main__":
