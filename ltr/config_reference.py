@@ -158,7 +158,8 @@ def reference() -> str:
             "Lightning's `Trainer` arguments (`ltr fit --help`).",
             schema_rows(LtrDataModule.schema(), "data.", refer=refer))
     section("`ltr fit`: `model`",
-            "The Lightning module (`ltr.training.module.LtrModule`: MMoE or PLE backbone, "
+            "The Lightning module (`ltr.training.module.LtrModule`: a multi-task MMoE / PLE "
+            "backbone or a single-score DCN-V2 / TabNet / FT-Transformer one, "
             "text, losses, the validated ranking score). As `params` of the `mmoe` / `ple` "
             "rankers the same keys apply, plus the training loop's (below).",
             schema_rows(model_schema(), "model."))

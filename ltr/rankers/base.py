@@ -11,14 +11,16 @@ query-product cosine appended as one more numeric column. The MMoE adapter sees 
 embeddings instead.
 
 **Target** (:func:`ranking_target`), the one label-to-gain mapping for single-score
-rankers: the derived relevance grade (``relevance`` label, 0..4) where known; slots
-without one are left out of the loss.
+rankers that train outside the Lightning module (XGBoost): the derived relevance grade
+(``relevance`` label, 0..4) where known; slots without one are left out of the loss. The
+neural single-score rankers read the same ``relevance`` labels through
+:class:`ltr.training.module.LtrModule`.
 
 **Folders.** ``save(folder)`` writes ``ranker.json`` (kind, format version, ltr version,
 parameters, input widths), ``preprocessor.json`` (the fitted feature preprocessing, to
 reuse at inference: :meth:`ltr.features.Preprocessor.from_dict`) and the ranker's own
-state files (safetensors, XGBoost JSON; never pickle). ``load_ranker(folder)`` reads ``ranker.json`` and dispatches on the kind;
-``SomeRanker.load`` refuses a folder of another kind or format version.
+state files (safetensors, XGBoost JSON; never pickle). ``load_ranker(folder)`` reads
+``ranker.json`` and dispatches on the kind; ``SomeRanker.load`` refuses a folder of another kind or format version.
 """
 
 from __future__ import annotations

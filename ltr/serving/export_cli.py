@@ -29,6 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import atexit
+    import gc
+
     import torch
 
     from ltr.serving.export import export_package
@@ -38,4 +41,8 @@ def run(args: argparse.Namespace) -> int:
                    overwrite=args.overwrite, copy_encoder=args.copy_encoder,
                    include_customers=not args.no_customers, parity_lists=args.parity_lists,
                    onnx=not args.no_onnx)
+    # at exit, Python's last garbage collection walks every object of torch, Lightning and
+    # transformers to free memory the OS takes back anyway (1.6 s of an 18 s export);
+    # frozen objects are skipped (atexit: nothing changes for a caller that goes on)
+    atexit.register(gc.freeze)
     return 0

@@ -2,14 +2,15 @@
 
 :func:`write_list_rows` writes the joined training rows so that every Parquet row group
 holds whole lists (lists shuffled once, with a seed; rows of a list kept together and in
-order); it joins their features a few row groups at a time, so the joined training rows
-are never whole in memory. :class:`ParquetListStream` then reads one row group at a time, preprocesses it and
-yields its lists as padded items of a fixed width — memory holds one row group, not the
-log. The lists are sharded by row group over every reader, DataLoader workers times DDP
-processes (:func:`shard`): reader ``i`` of ``n`` reads row groups ``i, i + n, ...``. Under
+order), joined a chunk of whole lists at a time (:class:`ListWriter`), so the joined
+training rows are never whole in memory. :class:`ParquetListStream` then reads one row
+group at a time, preprocesses it and yields its lists as padded items of a fixed width —
+memory holds one row group, not the log. The lists are sharded by row group over every
+reader, DataLoader workers times DDP processes (:func:`shard`): reader ``i`` of ``n`` reads row groups ``i, i + n, ...``. Under
 DDP every reader yields the same number of lists (the smallest share; the remainder of the
-others is dropped for that epoch), so every rank takes the same number of steps. Streaming reads in file order, so the outcome-balanced sampler does not
-apply: lists come uniformly shuffled (at write time).
+others is dropped for that epoch), so every rank takes the same number of steps.
+Streaming reads in file order, so the outcome-balanced sampler does not apply: lists come
+uniformly shuffled (at write time).
 
 Rankers that are not the MMoE read the same file through :meth:`ParquetListStream.lists`
 (one :class:`~ltr.training.lists.ListData` per row group): the XGBoost ranker feeds them
