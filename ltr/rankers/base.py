@@ -20,7 +20,8 @@ neural single-score rankers read the same ``relevance`` labels through
 parameters, input widths), ``preprocessor.json`` (the fitted feature preprocessing, to
 reuse at inference: :meth:`ltr.features.Preprocessor.from_dict`) and the ranker's own
 state files (safetensors, XGBoost JSON; never pickle). ``load_ranker(folder)`` reads
-``ranker.json`` and dispatches on the kind; ``SomeRanker.load`` refuses a folder of another kind or format version.
+``ranker.json`` and dispatches on the kind; ``SomeRanker.load`` refuses a folder of
+another kind or format version.
 """
 
 from __future__ import annotations
