@@ -7,8 +7,9 @@ training rows are never whole in memory. :class:`ParquetListStream` then reads o
 group at a time, preprocesses it and yields its lists as padded items of a fixed width —
 memory holds one row group, not the log. The lists are sharded by row group over every
 reader, DataLoader workers times DDP processes (:func:`shard`): reader ``i`` of ``n``
-reads row groups ``i, i + n, ...``. Under DDP every reader yields the same number of lists (the smallest share; the remainder of the
-others is dropped for that epoch), so every rank takes the same number of steps.
+reads row groups ``i, i + n, ...``. Under DDP every reader yields the same number of
+lists (the smallest share; the remainder of the others is dropped for that epoch), so
+every rank takes the same number of steps.
 Streaming reads in file order, so the outcome-balanced sampler does not apply: lists come
 uniformly shuffled (at write time).
 
