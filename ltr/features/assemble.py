@@ -24,7 +24,7 @@ for training and export.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -200,12 +200,6 @@ class RowJoiner:
         out.pair_history, out.product_history = self._history_stores(
             history, self.schema.numeric_columns)
         out.neighbours = neighbours
-        return out
-
-    def with_schema(self, **changes: Any) -> RowJoiner:
-        out = object.__new__(RowJoiner)
-        out.__dict__.update(self.__dict__)
-        out.schema = replace(self.schema, **changes)
         return out
 
     # ------------------------------------------------------------------ joining

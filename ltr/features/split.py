@@ -107,6 +107,12 @@ def window_description(split: dict[str, Any] | None, folds: int = 0, fold: int =
     return out
 
 
+def no_training_rows(source: str) -> DataValidationError:
+    """The error of a split and query hold-out that leave no training impression."""
+    return DataValidationError(source, "no training impressions left after the split and "
+                               "the query hold-out", column="timestamp")
+
+
 def training_window(impressions: pd.DataFrame, judged_queries: set[str] | None,
                     split: dict[str, Any] | None, folds: int = 0, fold: int = 0,
                     seed: int = 0, source: str = "impressions"

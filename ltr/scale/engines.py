@@ -68,6 +68,10 @@ class SqlEngine:
         limit), for queries that read it many times."""
         raise NotImplementedError
 
+    def release(self, name: str) -> None:
+        """Drop a table :meth:`materialize` made."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -145,6 +149,9 @@ class DuckDBEngine(SqlEngine):
 
     def materialize(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {name} AS {sql}")
+
+    def release(self, name: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def close(self) -> None:
         self.con.close()
@@ -227,6 +234,10 @@ class SparkEngine(SqlEngine):
 
     def materialize(self, name: str, sql: str) -> None:
         self.spark.sql(sql).cache().createOrReplaceTempView(name)
+
+    def release(self, name: str) -> None:
+        self.spark.catalog.uncacheTable(name)
+        self.spark.catalog.dropTempView(name)
 
 
 def _quote(text: str) -> str:

@@ -188,6 +188,16 @@ def scan_log(engine: SqlEngine, path: str, products: pd.DataFrame | None = None,
 WINDOW_VIEW = "impressions_window"
 
 
+def held_out_sql(engine: SqlEngine, judged_queries: set[str] | None, folds: int,
+                 fold: int, seed: int) -> set[str]:
+    """The queries of fold ``fold`` (:func:`ltr.features.split.held_out_queries`) over the
+    checked log's distinct queries and the judged ones, as ``training_window`` draws them."""
+    from ltr.features.split import held_out_queries
+
+    queries = set(engine.query("SELECT DISTINCT query FROM impressions")["query"].astype(str))
+    return held_out_queries(queries | set(judged_queries or ()), folds, fold, seed)
+
+
 def timestamp_windows(engine: SqlEngine, split: dict[str, Any], source: str) -> pd.DataFrame:
     """``(ts, timestamp, window)`` per distinct raw timestamp of the checked log: parsed
     by the pandas loader's parser (mixed formats, zones, epoch units) and cut into
@@ -215,12 +225,11 @@ def window_view(engine: SqlEngine, window: dict[str, Any], judged_queries: set[s
     fetched, parsed by the pandas loader's parser and cut by the pandas window code
     (:func:`ltr.features.split.time_windows`), and the window of each is joined back in
     SQL; held-out queries are drawn from the distinct queries the same way."""
-    from ltr.features.split import held_out_queries
+    from ltr.features.split import no_training_rows
 
     stamps = timestamp_windows(engine, window["split"], source)
     folds, fold, seed = (int(window.get(k) or 0) for k in ("folds", "fold", "seed"))
-    queries = set(engine.query("SELECT DISTINCT query FROM impressions")["query"].astype(str))
-    held_out = sorted(held_out_queries(queries | set(judged_queries or ()), folds, fold, seed))
+    held_out = sorted(held_out_sql(engine, judged_queries, folds, fold, seed))
     engine.register_frame("window_timestamps", stamps.loc[stamps["window"] == "train", ["ts"]])
     where = ""
     if held_out:
@@ -232,8 +241,7 @@ def window_view(engine: SqlEngine, window: dict[str, Any], judged_queries: set[s
         f"JOIN window_timestamps w ON i._ts = w.ts{where}")
     n = int(engine.query(f"SELECT COUNT(*) AS n FROM {WINDOW_VIEW}")["n"].iloc[0])
     if n == 0:
-        raise DataValidationError(source, "no training impressions left after the split and "
-                                  "the query hold-out", column="timestamp")
+        raise no_training_rows(source)
     return WINDOW_VIEW, n
 
 

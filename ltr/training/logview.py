@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 
 from ltr.data.loaders import SearchLog
-from ltr.errors import DataValidationError
 from ltr.features.split import WINDOWS
 
 QUERY_CLASSES = ("all", "trained", "model", "held_out")
@@ -201,8 +200,7 @@ class SqlLog(LogView):
 
     def __init__(self, engine: Any, path: str, log: SearchLog, split: dict[str, Any],
                  folds: int, fold: int, seed: int) -> None:
-        from ltr.features.split import held_out_queries
-        from ltr.scale.labels import check_impressions_sql, timestamp_windows
+        from ltr.scale.labels import check_impressions_sql, held_out_sql, timestamp_windows
 
         self.engine, self.log, self.source = engine, log, str(path)
         self.engine_name = engine.name
@@ -214,11 +212,9 @@ class SqlLog(LogView):
             "CREATE OR REPLACE TEMPORARY VIEW ltr_log AS SELECT "
             f"{cols}, t.timestamp AS timestamp, t.window AS _window FROM impressions i "
             "JOIN ltr_timestamps t ON i._ts = t.ts")
-        queries = set(engine.query("SELECT DISTINCT query FROM impressions")["query"]
-                      .astype(str))
-        judged = set() if log.judgements is None else \
+        judged = None if log.judgements is None else \
             set(log.judgements["query"].astype(str))
-        self.held_out = held_out_queries(queries | judged, folds, fold, seed)
+        self.held_out = held_out_sql(engine, judged, folds, fold, seed)
         self._register_set("ltr_held_out", self.held_out)
         self._register_set("ltr_valid_queries", set())
         self.row_columns = set(ROW_COLUMNS)
@@ -312,8 +308,7 @@ class SqlLog(LogView):
                 f"_rank < {first + lists_per_chunk} ORDER BY _rank, position")
             if len(rows):
                 yield first, rows.drop(columns="_rank")
-        self.engine.execute(f"DROP TABLE IF EXISTS {name}") \
-            if self.engine.name == "duckdb" else None
+        self.engine.release(name)
 
     def close(self) -> None:
         self.engine.close()
@@ -345,8 +340,3 @@ def open_log_view(data_dir: str, engine: str, split: dict[str, Any] | None, fold
     except BaseException:
         eng.close()
         raise
-
-
-def no_training_rows(source: str) -> DataValidationError:
-    return DataValidationError(source, "no training impressions left after the split and "
-                               "the query hold-out", column="timestamp")

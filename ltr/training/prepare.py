@@ -63,7 +63,7 @@ from ltr.features.history import PAIR_HISTORY_COLUMNS, history_features
 from ltr.features.neighbours import QueryNeighbours
 from ltr.features.preprocess import Preprocessor, PreprocessorFit
 from ltr.features.spec import FeatureSpec, check_tasks
-from ltr.features.split import window_description
+from ltr.features.split import no_training_rows, window_description
 from ltr.features.stores import keys_of
 from ltr.features.text_match import lexical_fields
 from ltr.labels.config import LabelConfig
@@ -74,9 +74,9 @@ from ltr.training.logview import (
     ALL_WINDOWS,
     LogView,
     Selection,
-    no_training_rows,
     open_log_view,
 )
+from ltr.training.stream import list_ranks
 
 History = tuple[pd.DataFrame, pd.DataFrame]
 
@@ -556,8 +556,7 @@ def _prepare_view(view: LogView, data_dir: str, tasks: list[str],
                          < anonymous_share]) if anonymous_share > 0 else set()
     dropped = set(keys[np.random.default_rng(seed + 3).random(len(keys))
                        < history_dropout]) if history_dropout > 0 else set()
-    rank = pd.Series(np.empty(len(keys), dtype=np.int64), index=keys)
-    rank.iloc[np.random.default_rng(seed).permutation(len(keys))] = np.arange(len(keys))
+    rank = list_ranks(keys, seed)
     negatives_from = model_labels if hard_negatives and model_labels is not None else None
 
     def training_chunks() -> Iterator[pd.DataFrame]:

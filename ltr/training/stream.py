@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,32 +77,23 @@ class ListWriter:
             self._atomic.__exit__(*exc)
 
 
-def write_list_rows(rows: pd.DataFrame, path: str | Path, group_col: str,
-                    lists_per_group: int = 512, seed: int = 0,
-                    transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-                    groups_per_chunk: int = 16,
-                    types: dict[str, pa.DataType] | None = None) -> Path:
-    """Write ``rows`` to Parquet with whole, shuffled lists per row group (atomically),
-    through :class:`ListWriter`.
-
-    ``transform`` is applied to the rows of ``groups_per_chunk`` row groups at a time, in
-    file order, and must keep their number and order."""
-    keys = rows[group_col].unique()
-    order = np.random.default_rng(seed).permutation(len(keys))
+def list_ranks(keys: Any, seed: int) -> pd.Series:
+    """The position of each list in a seeded shuffle: ``key -> rank`` 0, 1, ... (the
+    order streamed training lists are written in)."""
+    keys = pd.Index(keys)
     rank = pd.Series(np.empty(len(keys), dtype=np.int64), index=keys)
-    rank.iloc[order] = np.arange(len(keys))
-    list_rank = rows[group_col].map(rank).to_numpy()
+    rank.iloc[np.random.default_rng(seed).permutation(len(keys))] = np.arange(len(keys))
+    return rank
+
+
+def write_list_rows(rows: pd.DataFrame, path: str | Path, group_col: str,
+                    lists_per_group: int = 512, seed: int = 0) -> Path:
+    """Write ``rows`` to Parquet with whole, shuffled lists per row group (atomically),
+    through :class:`ListWriter`."""
+    list_rank = rows[group_col].map(list_ranks(rows[group_col].unique(), seed)).to_numpy()
     at = np.argsort(list_rank, kind="stable")
-    group = list_rank[at] // lists_per_group
-    bounds = np.flatnonzero(np.r_[True, np.diff(group) != 0, True])  # row group starts
-    with ListWriter(path, types) as writer:
-        for first in range(0, len(bounds) - 1, groups_per_chunk):
-            last = min(first + groups_per_chunk, len(bounds) - 1)
-            lo, hi = bounds[first], bounds[last]
-            part = rows.iloc[at[lo:hi]].reset_index(drop=True)
-            if transform is not None:
-                part = transform(part)
-            writer.write(part, group[lo:hi])
+    with ListWriter(path) as writer:
+        writer.write(rows.iloc[at].reset_index(drop=True), list_rank[at] // lists_per_group)
     return writer.path
 
 

@@ -104,30 +104,31 @@ def test_ddp_ranks_yield_equal_list_counts(tiny_log_dir, tmp_path, monkeypatch):
 
 
 def test_chunked_writes_equal_one_write(tmp_path):
-    """write_list_rows gives the same file whatever the chunk size; ``transform`` sees
-    whole lists only; a column that is all missing in the first chunk takes its type
-    from ``types``."""
+    """ListWriter (what prepare writes streamed lists with, a chunk of whole lists at a
+    time) gives the same file whatever the chunk size; a column that is all missing in
+    the first chunk takes its type from ``types``."""
     import pandas as pd
     import pyarrow as pa
 
-    from ltr.training.stream import write_list_rows
+    from ltr.training.stream import ListWriter, list_ranks
 
     rows = pd.DataFrame({"session_id": np.repeat(np.arange(50), 3),
                          "position": np.tile([1, 2, 3], 50)})
-    seen = []
-
-    def transform(part):
-        seen.append(part["session_id"].value_counts().tolist())
-        extra = np.where(part["session_id"] % 7 == 6, "x", None).astype(object)
-        return part.assign(extra=extra, twice=part["position"] * 2)
-
-    a = write_list_rows(rows, tmp_path / "a.parquet", "session_id", lists_per_group=4,
-                        seed=3, transform=transform, groups_per_chunk=1,
-                        types={"extra": pa.string()})
-    b = write_list_rows(rows, tmp_path / "b.parquet", "session_id", lists_per_group=4,
-                        seed=3, transform=transform, groups_per_chunk=100)
-    assert all(set(counts) == {3} for counts in seen)  # every list whole
-    ta, tb = pq.read_table(a), pq.read_table(b)
+    rows["extra"] = np.where(rows["session_id"] % 7 == 6, "x", None).astype(object)
+    rank = rows["session_id"].map(list_ranks(rows["session_id"].unique(), 3)).to_numpy()
+    rows = rows.iloc[np.argsort(rank, kind="stable")].reset_index(drop=True)
+    group = np.sort(rank) // 4
+    paths = []
+    for per_chunk in (1, 100):  # row groups per write
+        path = tmp_path / f"{per_chunk}.parquet"
+        with ListWriter(path, {"extra": pa.string()}) as writer:
+            for first in range(0, group.max() + 1, per_chunk):
+                at = (group >= first) & (group < first + per_chunk)
+                part = rows[at].reset_index(drop=True)
+                assert set(part["session_id"].value_counts()) == {3}  # lists whole
+                writer.write(part, group[at])
+        paths.append(path)
+    ta, tb = pq.read_table(paths[0]), pq.read_table(paths[1])
     assert ta.equals(tb)
-    assert pq.ParquetFile(a).num_row_groups == 13
+    assert pq.ParquetFile(paths[0]).num_row_groups == 13
     assert ta.schema.field("extra").type == pa.string()
