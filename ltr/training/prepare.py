@@ -612,7 +612,6 @@ def _prepare_view(view: LogView, data_dir: str, tasks: list[str],
             known_rows = join(_judged_rows(judged, known_q, log), hist_infer, label_table,
                               "query", nn_infer)
 
-
     # the training rows: joined a chunk of whole lists at a time; with stream_dir written
     # as Parquet row groups and never whole in memory
     fit = PreprocessorFit(spec)
