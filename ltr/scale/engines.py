@@ -254,9 +254,20 @@ def _spark_size(limit: str) -> str:
 
 
 def open_engine(name: str, memory_limit: str | None = None,
-                spark: dict[str, Any] | None = None) -> SqlEngine:
+                spark: dict[str, Any] | None = None, prefix: str = "") -> SqlEngine:
     """An engine by name (``duckdb`` or ``spark``), or a :class:`ConfigError` naming
-    ``engine``. ``spark``: optional ``{master, conf}`` for the Spark session."""
+    ``engine``, ``memory_limit`` or ``spark.<key>`` (after ``prefix``, e.g. ``data.``).
+    ``spark``: optional ``{master, conf}`` for the Spark session."""
+    try:
+        return _open_engine(name, memory_limit, spark)
+    except ConfigError as exc:
+        if not prefix:
+            raise
+        raise ConfigError(prefix + exc.key, exc.problem) from exc
+
+
+def _open_engine(name: str, memory_limit: str | None,
+                 spark: dict[str, Any] | None) -> SqlEngine:
     if name == "duckdb":
         try:
             import duckdb  # noqa: F401

@@ -333,7 +333,7 @@ def open_log_view(data_dir: str, engine: str, split: dict[str, Any] | None, fold
     from ltr.scale import open_engine
     from ltr.scale.tables import log_tables
 
-    eng = open_engine(engine, memory_limit, spark)
+    eng = open_engine(engine, memory_limit, spark, prefix="data.")
     try:
         log, impressions = log_tables(eng, data_dir)
         return SqlLog(eng, impressions, log, full_split(split), folds, fold, seed)

@@ -87,6 +87,8 @@ def test_auto_engine_and_bad_engine(tiny_log_dir, tmp_path):
     assert streamed.info["engine"] == "duckdb"  # auto: the SQL engine when streaming
     with pytest.raises(ConfigError, match="data.engine"):
         prepare(str(tiny_log_dir), TASKS, FEATURES, engine="polars")
+    with pytest.raises(ConfigError, match="'data.memory_limit'"):
+        prepare(str(tiny_log_dir), TASKS, FEATURES, engine="duckdb", memory_limit="lots")
 
 
 def test_spark_lists_equal_pandas_lists(tiny_log_dir, on_pandas):
